@@ -1,0 +1,286 @@
+/*
+ * pyoci-init: the container's process from the end of `pyoci create` until
+ * the user's program replaces it, and the final exec path of `pyoci exec`.
+ *
+ * The Python runtime has already built the container (namespaces, mounts,
+ * pivot_root, devices, hostname, sysctls, rlimits, cwd, stdio, terminal). It
+ * then executes this static binary through a read-only detached mount (or a
+ * sealed memfd), so the container never sees a writable host executable
+ * (CVE-2019-5736), and the waiting init costs a few hundred KiB instead of a
+ * Python interpreter.
+ *
+ * What is left for this program, in this order:
+ *   1. wait on the exec fifo until `pyoci start` opens it (create only);
+ *   2. seccomp, when no_new_privileges is off (needs CAP_SYS_ADMIN, so early);
+ *   3. drop the capability bounding set;
+ *   4. setgroups, setresgid, setresuid, keeping capabilities;
+ *   5. capset (effective, permitted, inheritable), then ambient capabilities;
+ *   6. no_new_privileges;
+ *   7. the LSM exec label (written to an fd the runtime opened on a verified
+ *      procfs);
+ *   8. umask, close every fd >= 3 + preserved fds;
+ *   9. seccomp, when no_new_privileges is on (as late as possible);
+ *  10. execve of the resolved program.
+ *
+ * Usage: pyoci-init PLAN_FD. PLAN_FD holds records: a one-byte tag, a
+ * native-endian uint32 length, then that many bytes (see pyoci/runtime/plan.py,
+ * which writes them).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+#define MAX_ITEMS 65536
+
+struct plan {
+    char **argv, **envp;
+    size_t argc, envc;
+    const char *exe;
+    int have_user;
+    uint32_t uid, gid;
+    int set_groups;
+    gid_t *groups;
+    size_t ngroups;
+    int have_caps;
+    uint64_t bounding, effective, inheritable, permitted, ambient;
+    uint32_t last_cap;
+    int nnp;
+    const unsigned char *bpf;
+    uint32_t bpf_len;
+    uint32_t seccomp_flags;
+    int fifo_fd;
+    uint32_t keep_fds;
+    int have_umask;
+    uint32_t umask_value;
+    int label_fd;
+    const char *label;
+    uint32_t label_len;
+};
+
+static void die(const char *what, int err)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof(buf), "pyoci-init: %s: %s\n", what, strerror(err));
+    if (n > 0)
+        (void)!write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+    _exit(127);
+}
+
+static uint32_t u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t u64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+static char *read_all(int fd, size_t *len)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        die("fstat plan", errno);
+    char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf)
+        die("malloc", ENOMEM);
+    size_t off = 0;
+    while (off < (size_t)st.st_size) {
+        ssize_t n = pread(fd, buf + off, (size_t)st.st_size - off, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            die("read plan", n < 0 ? errno : EIO);
+        off += (size_t)n;
+    }
+    buf[off] = 0;
+    *len = off;
+    return buf;
+}
+
+/* Strings arrive without a terminating NUL: make each one a C string by
+ * copying it. */
+static char *cstr(const unsigned char *p, uint32_t n)
+{
+    char *s = malloc(n + 1);
+    if (!s)
+        die("malloc", ENOMEM);
+    memcpy(s, p, n);
+    s[n] = 0;
+    return s;
+}
+
+static void push(char ***vec, size_t *count, char *s)
+{
+    if (*count >= MAX_ITEMS)
+        die("plan", E2BIG);
+    *vec = realloc(*vec, (*count + 2) * sizeof(char *));
+    if (!*vec)
+        die("realloc", ENOMEM);
+    (*vec)[(*count)++] = s;
+    (*vec)[*count] = NULL;
+}
+
+static void parse(struct plan *p, const unsigned char *buf, size_t len)
+{
+    size_t off = 0;
+    memset(p, 0, sizeof(*p));
+    p->fifo_fd = -1;
+    p->label_fd = -1;
+    p->keep_fds = 3;
+    while (off + 5 <= len) {
+        unsigned char tag = buf[off];
+        uint32_t n = u32(buf + off + 1);
+        const unsigned char *d = buf + off + 5;
+        if (n > len - off - 5)
+            die("plan record", EINVAL);
+        switch (tag) {
+        case 'a': push(&p->argv, &p->argc, cstr(d, n)); break;
+        case 'e': push(&p->envp, &p->envc, cstr(d, n)); break;
+        case 'x': p->exe = cstr(d, n); break;
+        case 'u': p->have_user = 1; p->uid = u32(d); p->gid = u32(d + 4); break;
+        case 'G':
+            p->set_groups = 1;
+            p->ngroups = n / 4;
+            p->groups = calloc(p->ngroups + 1, sizeof(gid_t));
+            for (size_t i = 0; i < p->ngroups; i++)
+                p->groups[i] = u32(d + 4 * i);
+            break;
+        case 'c':
+            p->have_caps = 1;
+            p->bounding = u64(d); p->effective = u64(d + 8);
+            p->inheritable = u64(d + 16); p->permitted = u64(d + 24);
+            p->ambient = u64(d + 32); p->last_cap = u32(d + 40);
+            break;
+        case 'n': p->nnp = 1; break;
+        case 's': p->seccomp_flags = u32(d); p->bpf = d + 4; p->bpf_len = n - 4; break;
+        case 'f': p->fifo_fd = (int)u32(d); break;
+        case 'k': p->keep_fds = u32(d); break;
+        case 'm': p->have_umask = 1; p->umask_value = u32(d); break;
+        case 'l': p->label_fd = (int)u32(d); p->label = (const char *)d + 4; p->label_len = n - 4; break;
+        default: die("plan: unknown record", EINVAL);
+        }
+        off += 5 + n;
+    }
+    if (!p->exe || !p->argc)
+        die("plan: no program", EINVAL);
+}
+
+static void wait_for_start(int fifo_fd)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fifo_fd);
+    /* Blocks until `pyoci start` opens the fifo for reading. */
+    int fd;
+    do fd = open(path, O_WRONLY | O_CLOEXEC); while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        die("open exec fifo", errno);
+    if (write(fd, "0", 1) != 1)
+        die("write exec fifo", errno);
+    close(fd);
+    close(fifo_fd);
+}
+
+static void load_seccomp(const struct plan *p)
+{
+    struct sock_fprog prog = {
+        .len = (unsigned short)(p->bpf_len / sizeof(struct sock_filter)),
+        .filter = (struct sock_filter *)p->bpf,
+    };
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog) < 0)
+        die("seccomp", errno);
+}
+
+static void set_caps(const struct plan *p)
+{
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    data[0].effective = (uint32_t)p->effective;
+    data[1].effective = (uint32_t)(p->effective >> 32);
+    data[0].permitted = (uint32_t)p->permitted;
+    data[1].permitted = (uint32_t)(p->permitted >> 32);
+    data[0].inheritable = (uint32_t)p->inheritable;
+    data[1].inheritable = (uint32_t)(p->inheritable >> 32);
+    if (syscall(SYS_capset, &hdr, data) < 0)
+        die("capset", errno);
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+        die("clear ambient capabilities", errno);
+    for (uint32_t c = 0; c <= p->last_cap && c < 64; c++)
+        if ((p->ambient >> c) & 1)
+            if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+                die("raise ambient capability", errno);
+}
+
+int main(int argc, char **argv)
+{
+    struct plan p;
+    size_t len;
+    if (argc < 2)
+        die("usage: pyoci-init PLAN_FD", EINVAL);
+    int plan_fd = atoi(argv[1]);
+    unsigned char *buf = (unsigned char *)read_all(plan_fd, &len);
+    close(plan_fd);
+    parse(&p, buf, len);
+
+    if (p.fifo_fd >= 0)
+        wait_for_start(p.fifo_fd);
+
+    if (p.bpf && !p.nnp)
+        load_seccomp(&p);
+
+    if (p.have_caps) {
+        for (uint32_t c = 0; c <= p.last_cap && c < 64; c++)
+            if (!((p.bounding >> c) & 1))
+                if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+                    die("drop bounding capability", errno);
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+            die("keep capabilities", errno);
+    }
+    if (p.set_groups && setgroups(p.ngroups, p.groups) < 0)
+        die("setgroups", errno);
+    if (p.have_user) {
+        if (syscall(SYS_setresgid, p.gid, p.gid, p.gid) < 0)
+            die("setgid", errno);
+        if (syscall(SYS_setresuid, p.uid, p.uid, p.uid) < 0)
+            die("setuid", errno);
+    }
+    if (p.have_caps) {
+        set_caps(&p);
+        prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    }
+    if (p.nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        die("no_new_privs", errno);
+    if (p.label_fd >= 0) {
+        if (write(p.label_fd, p.label, p.label_len) != (ssize_t)p.label_len)
+            die("write exec label", errno);
+        close(p.label_fd);
+    }
+    if (p.have_umask)
+        umask((mode_t)p.umask_value);
+
+    /* Nothing of the runtime's may reach the user's program. */
+    if (syscall(SYS_close_range, p.keep_fds, ~0U, 0) < 0) {
+        for (int fd = (int)p.keep_fds; fd < 65536; fd++)
+            close(fd);
+    }
+    if (p.bpf && p.nnp)
+        load_seccomp(&p);
+
+    execve(p.exe, p.argv, p.envp ? p.envp : (char *[]){ NULL });
+    die(p.exe, errno);
+    return 127;
+}

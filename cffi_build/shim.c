@@ -1,0 +1,75 @@
+#define _GNU_SOURCE
+#include <sched.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/openat2.h>
+#include <linux/mount.h>
+#include "shim.h"
+
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+int pyoci_unshare(int flags) { return unshare(flags); }
+int pyoci_setns(int fd, int nstype) { return setns(fd, nstype); }
+
+int pyoci_mount(const char *source, const char *target, const char *fstype,
+                unsigned long flags, const char *data)
+{
+    return mount(source, target, fstype, flags, data);
+}
+
+int pyoci_umount2(const char *target, int flags) { return umount2(target, flags); }
+
+int pyoci_pivot_root(const char *new_root, const char *put_old)
+{
+    return (int)syscall(SYS_pivot_root, new_root, put_old);
+}
+
+int pyoci_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
+                  uint64_t resolve)
+{
+    struct open_how how = { .flags = flags, .mode = mode, .resolve = resolve };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+int pyoci_open_tree(int dirfd, const char *path, unsigned int flags)
+{
+    return (int)syscall(SYS_open_tree, dirfd, path, flags);
+}
+
+int pyoci_mount_setattr(int dirfd, const char *path, unsigned int flags,
+                        uint64_t attr_set, uint64_t attr_clr,
+                        uint64_t propagation, uint64_t userns_fd)
+{
+    struct mount_attr attr = {
+        .attr_set = attr_set, .attr_clr = attr_clr,
+        .propagation = propagation, .userns_fd = userns_fd,
+    };
+    return (int)syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof(attr));
+}
+
+int pyoci_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
+                     const char *to_path, unsigned int flags)
+{
+    return (int)syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags);
+}
+
+int pyoci_prctl(int option, unsigned long a2, unsigned long a3,
+                unsigned long a4, unsigned long a5)
+{
+    return prctl(option, a2, a3, a4, a5);
+}
+
+int pyoci_sethostname(const char *name, size_t len) { return sethostname(name, len); }
+int pyoci_setdomainname(const char *name, size_t len) { return setdomainname(name, len); }
+
+int pyoci_close_range(unsigned int first, unsigned int last, int flags)
+{
+    return (int)syscall(SYS_close_range, first, last, flags);
+}

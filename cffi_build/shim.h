@@ -1,0 +1,25 @@
+/* pyoci._shim: thin wrappers for the Linux system calls that Python 3.11's
+ * os module lacks. Each returns what the kernel returned; errno is read by
+ * the caller through ffi.errno. No logic lives here. */
+#include <stdint.h>
+#include <stddef.h>
+
+int pyoci_unshare(int flags);
+int pyoci_setns(int fd, int nstype);
+int pyoci_mount(const char *source, const char *target, const char *fstype,
+                unsigned long flags, const char *data);
+int pyoci_umount2(const char *target, int flags);
+int pyoci_pivot_root(const char *new_root, const char *put_old);
+int pyoci_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
+                  uint64_t resolve);
+int pyoci_open_tree(int dirfd, const char *path, unsigned int flags);
+int pyoci_mount_setattr(int dirfd, const char *path, unsigned int flags,
+                        uint64_t attr_set, uint64_t attr_clr,
+                        uint64_t propagation, uint64_t userns_fd);
+int pyoci_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
+                     const char *to_path, unsigned int flags);
+int pyoci_prctl(int option, unsigned long a2, unsigned long a3,
+                unsigned long a4, unsigned long a5);
+int pyoci_sethostname(const char *name, size_t len);
+int pyoci_setdomainname(const char *name, size_t len);
+int pyoci_close_range(unsigned int first, unsigned int last, int flags);

@@ -1,0 +1,79 @@
+"""runc-compatible logging: `--log FILE`, `--log-format text|json`, `--debug`.
+
+JSON lines are logrus-shaped, `{"level": ..., "msg": ..., "time": RFC 3339}`,
+appended one per message (containerd takes the last error line, podman reads
+a failing call's file as one object). Without --log, lines go to stderr.
+"""
+import json
+import os
+import sys
+import time
+
+LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _quote(s):
+    return json.dumps(s, ensure_ascii=False)
+
+
+class Logger:
+    def __init__(self, path=None, fmt="text", debug=False):
+        if fmt not in ("text", "json"):
+            from pyoci.cli.args import UsageError
+
+            raise UsageError("invalid log format %r: must be text or json" % fmt)
+        self.path = path
+        self.fmt = fmt
+        self.level = 0 if debug else 2
+
+    def _line(self, level, msg):
+        if self.fmt == "json":
+            return json.dumps({"level": level, "msg": msg, "time": _now()}, ensure_ascii=False) + "\n"
+        return "time=%s level=%s msg=%s\n" % (_quote(_now()), level, _quote(msg))
+
+    def log(self, level, msg):
+        if LEVELS[level] < self.level:
+            return
+        line = self._line(level, msg)
+        if self.path:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                try:
+                    os.write(fd, line.encode())
+                finally:
+                    os.close(fd)
+                return
+            except OSError:
+                pass
+        try:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+    def debug(self, msg):
+        self.log("debug", msg)
+
+    def info(self, msg):
+        self.log("info", msg)
+
+    def warning(self, msg):
+        self.log("warning", msg)
+
+    def error(self, msg):
+        """An error ends the command: to the log file and, plainly, to stderr."""
+        self.log("error", msg)
+        if self.path:
+            try:
+                sys.stderr.write(msg + "\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+
+
+# The logger of the running command; replaced by the CLI after parsing flags.
+current = Logger()

@@ -1,0 +1,1 @@
+"""Linux mechanisms: one module per kernel feature the runtime drives."""
