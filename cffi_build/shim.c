@@ -4,6 +4,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <linux/openat2.h>
 #include <linux/mount.h>
 #include "shim.h"
@@ -72,4 +73,17 @@ int pyoci_setdomainname(const char *name, size_t len) { return setdomainname(nam
 int pyoci_close_range(unsigned int first, unsigned int last, int flags)
 {
     return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+long pyoci_fstatfs_type(int fd)
+{
+    struct statfs st;
+    if (fstatfs(fd, &st) < 0)
+        return -1;
+    return (long)st.f_type;
+}
+
+long pyoci_keyctl_join_session(const char *name)
+{
+    return syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name, 0, 0, 0);
 }

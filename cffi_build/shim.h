@@ -23,3 +23,5 @@ int pyoci_prctl(int option, unsigned long a2, unsigned long a3,
 int pyoci_sethostname(const char *name, size_t len);
 int pyoci_setdomainname(const char *name, size_t len);
 int pyoci_close_range(unsigned int first, unsigned int last, int flags);
+long pyoci_fstatfs_type(int fd);
+long pyoci_keyctl_join_session(const char *name);

@@ -61,4 +61,11 @@ def from_config(caps, path="process.capabilities", warn=None):
     when the config leaves capabilities alone."""
     if caps is None:
         return None
-    return tuple(mask(caps.get(s), "%s.%s" % (path, s), warn) for s in SETS)
+    b, e, i, p, a = (mask(caps.get(s), "%s.%s" % (path, s), warn) for s in SETS)
+    if a & ~(i & p):
+        # The kernel raises an ambient capability only if it is permitted
+        # and inheritable; runc drops the others too.
+        if warn:
+            warn("ambient capabilities not in the permitted and inheritable sets are ignored")  # debug level
+        a &= i & p
+    return b, e, i, p, a

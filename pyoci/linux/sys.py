@@ -163,3 +163,14 @@ def close_range(first, last=0xFFFFFFFF, flags=0):
 def fd_path(fd):
     """The magic-link path through which a mount syscall reaches an fd."""
     return "/proc/self/fd/%d" % fd
+
+
+def fstatfs_type(fd):
+    """The filesystem magic number (statfs f_type) of the file behind fd."""
+    lib = _lib or _load()
+    return _check(lib.pyoci_fstatfs_type(fd), "fstatfs")
+
+
+def keyctl_join_session(name):
+    lib = _lib or _load()
+    return _check(lib.pyoci_keyctl_join_session(_b(name)), "keyctl join session keyring")

@@ -1,0 +1,204 @@
+"""create, start, run, state, kill, delete."""
+import json
+import os
+import sys
+
+from pyoci.cli.args import Flag, UsageError, format_help, int_flag, parse
+from pyoci.errors import ContainerNotExist, PyociError
+
+CREATE_FLAGS = [
+    Flag("--bundle|-b", value=True, help="path to the bundle (default: current directory)"),
+    Flag("--pid-file", value=True, help="write the container init's pid here"),
+    Flag("--console-socket", value=True, help="unix socket to send the pty master to"),
+    Flag("--pidfd-socket", value=True, help="unix socket to send a pidfd of the init to"),
+    Flag("--no-pivot", help="use MS_MOVE and chroot instead of pivot_root"),
+    Flag("--no-new-keyring", help="keep the caller's session keyring"),
+    Flag("--preserve-fds", value=True, default="0", help="pass N extra fds (3..N+2) to the container"),
+    Flag("--help|-h", help="show help"),
+]
+
+
+def _one_id(pos, usage, n=1):
+    if len(pos) < n:
+        raise UsageError('"%s" requires a container id' % usage.split()[0])
+    return pos[0]
+
+
+def _create_options(opts):
+    from pyoci.runtime.create import CreateOptions
+
+    return CreateOptions(bundle=opts["bundle"], pid_file=opts["pid_file"],
+                         console_socket=opts["console_socket"], no_pivot=opts["no_pivot"],
+                         no_new_keyring=opts["no_new_keyring"],
+                         preserve_fds=int_flag(opts, "preserve_fds", "--preserve-fds"))
+
+
+def _help(opts, usage, text, flags):
+    if opts.get("help"):
+        sys.stdout.write(format_help(usage, text, flags))
+        return True
+    return False
+
+
+def cmd_create(ctx, args):
+    opts, pos = parse(args, CREATE_FLAGS)
+    if _help(opts, "create [options] ID", "Create a container from a bundle; its process waits for `start`.",
+             CREATE_FLAGS):
+        return 0
+    cid = _one_id(pos, "create ID")
+    from pyoci.runtime.create import create
+
+    c = create(ctx, cid, _create_options(opts))
+    _send_pidfd(opts["pidfd_socket"], c.pid)
+    return 0
+
+
+def _send_pidfd(path, pid):
+    if not path:
+        return
+    import socket
+
+    fd = os.pidfd_open(pid)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(path)
+            socket.send_fds(s, [b"pidfd"], [fd])
+    except OSError as e:
+        raise PyociError("--pidfd-socket %s: %s" % (path, e.strerror))
+    finally:
+        os.close(fd)
+
+
+def cmd_start(ctx, args):
+    opts, pos = parse(args, [Flag("--help|-h")])
+    if _help(opts, "start ID", "Start a created container.", []):
+        return 0
+    from pyoci.runtime.container import Container
+
+    c = Container.load(ctx.root, _one_id(pos, "start ID"))
+    with c.dir:
+        c.start()
+    return 0
+
+
+def cmd_state(ctx, args):
+    opts, pos = parse(args, [Flag("--help|-h")])
+    if _help(opts, "state ID", "Print the state of a container as JSON.", []):
+        return 0
+    from pyoci.runtime.container import Container
+
+    c = Container.load(ctx.root, _one_id(pos, "state ID"))
+    sys.stdout.write(json.dumps(c.runc_state(), indent=2) + "\n")
+    return 0
+
+
+def parse_signal(s):
+    import signal
+
+    if s.isdigit():
+        n = int(s)
+        if 0 < n < signal.NSIG:
+            return n
+    else:
+        name = s.upper()
+        if not name.startswith("SIG"):
+            name = "SIG" + name
+        sig = getattr(signal, name, None)
+        if isinstance(sig, signal.Signals):
+            return int(sig)
+    raise UsageError("unknown signal %r" % s)
+
+
+KILL_FLAGS = [Flag("--all|-a", help="signal every process of the container"), Flag("--help|-h")]
+
+
+def cmd_kill(ctx, args):
+    opts, pos = parse(args, KILL_FLAGS)
+    if _help(opts, "kill [--all] ID [SIGNAL]", "Send a signal (default SIGTERM) to the container's init.",
+             KILL_FLAGS):
+        return 0
+    cid = _one_id(pos, "kill ID")
+    sig = parse_signal(pos[1]) if len(pos) > 1 else 15
+    from pyoci.runtime.container import Container
+
+    c = Container.load(ctx.root, cid)
+    c.signal(sig, opts["all"])
+    return 0
+
+
+DELETE_FLAGS = [Flag("--force|-f", help="kill and delete a running container"), Flag("--help|-h")]
+
+
+def cmd_delete(ctx, args):
+    opts, pos = parse(args, DELETE_FLAGS)
+    if _help(opts, "delete [--force] ID", "Delete a container and what create made for it.", DELETE_FLAGS):
+        return 0
+    cid = _one_id(pos, "delete ID")
+    from pyoci.runtime.container import Container
+
+    try:
+        c = Container.load(ctx.root, cid)
+        with c.dir:
+            c.delete(opts["force"])
+    except ContainerNotExist:
+        if opts["force"]:
+            return 0
+        raise
+    return 0
+
+
+RUN_FLAGS = [Flag("--detach|-d", help="return once the container started"),
+             Flag("--keep", help="do not delete the container after it exits")] + CREATE_FLAGS
+
+FORWARDED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT",
+             "SIGALRM", "SIGPIPE")
+
+
+def cmd_run(ctx, args):
+    opts, pos = parse(args, RUN_FLAGS)
+    if _help(opts, "run [options] ID", "Create and start a container; without --detach wait for it, "
+             "relay signals, exit with its status and delete it.", RUN_FLAGS):
+        return 0
+    cid = _one_id(pos, "run ID")
+    from pyoci.linux import sys as lsys
+    from pyoci.runtime.create import create
+
+    if not opts["detach"]:
+        # The init must become our child when its parent exits, to be reaped here.
+        lsys.prctl(lsys.PR_SET_CHILD_SUBREAPER, 1)
+    c = create(ctx, cid, _create_options(opts))
+    _send_pidfd(opts["pidfd_socket"], c.pid)
+    try:
+        with c.dir:
+            c.start()
+    except BaseException:
+        with c.dir:
+            c.destroy()
+        raise
+    if opts["detach"]:
+        return 0
+    import signal
+
+    def forward(sig, _frame):
+        try:
+            os.kill(c.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    for name in FORWARDED:
+        signal.signal(getattr(signal, name), forward)
+    _, status = os.waitpid(c.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        code = 128 - code
+    # reap anything else that was re-parented to us
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                break
+        except ChildProcessError:
+            break
+    if not opts["keep"]:
+        with c.dir:
+            c.destroy()
+    return code

@@ -1,0 +1,123 @@
+"""list, ps, pause, resume."""
+import json
+import os
+import sys
+
+from pyoci.cli.args import Flag, UsageError, parse
+
+
+def tabwrite(rows, minwidth=12, padding=3):
+    """Columns as Go's text/tabwriter (minwidth 12, padding 3) lays them out,
+    as runc's `list` and `ps` do; the last column is not padded."""
+    widths = [max(len(r[i]) for r in rows) + padding for i in range(len(rows[0]) - 1)]
+    widths = [max(w, minwidth) for w in widths]
+    out = []
+    for r in rows:
+        out.append("".join(c.ljust(w) for c, w in zip(r, widths)) + r[-1])
+    return "\n".join(out) + "\n"
+
+
+LIST_FLAGS = [Flag("--format|-f", value=True, default="table", help="table or json"),
+              Flag("--quiet|-q", help="only ids"), Flag("--help|-h")]
+
+
+def cmd_list(ctx, args):
+    opts, _ = parse(args, LIST_FLAGS)
+    if opts["format"] not in ("table", "json"):
+        raise UsageError("invalid format option %r: must be table or json" % opts["format"])
+    from pyoci.runtime.container import Container
+    from pyoci.runtime.state import list_ids
+
+    items = []
+    for cid in list_ids(ctx.root):
+        try:
+            c = Container.load(ctx.root, cid)
+        except Exception:
+            continue
+        st = c.runc_state()
+        try:
+            import pwd
+
+            st["owner"] = pwd.getpwuid(os.stat(c.dir.path).st_uid).pw_name
+        except (KeyError, OSError):
+            st["owner"] = "#%d" % os.stat(c.dir.path).st_uid
+        items.append(st)
+    if opts["quiet"]:
+        sys.stdout.write("".join(i["id"] + "\n" for i in items))
+    elif opts["format"] == "json":
+        sys.stdout.write(json.dumps(items or None) + "\n")
+    else:
+        rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+        rows += [[i["id"], str(i["pid"]), i["status"], i["bundle"], i["created"], i["owner"]] for i in items]
+        sys.stdout.write(tabwrite(rows))
+    return 0
+
+
+PS_FLAGS = [Flag("--format|-f", value=True, default="table", help="table or json"), Flag("--help|-h")]
+
+
+def cmd_ps(ctx, args):
+    opts, pos = parse(args, PS_FLAGS)
+    if not pos:
+        raise UsageError('"ps" requires a container id')
+    from pyoci.runtime.container import STOPPED, Container
+
+    c = Container.load(ctx.root, pos[0])
+    pids = c.cgroup().pids() if c.status() != STOPPED else []
+    if opts["format"] == "json":
+        sys.stdout.write(json.dumps(pids) + "\n")
+        return 0
+    if opts["format"] != "table":
+        raise UsageError("invalid format option %r: must be table or json" % opts["format"])
+    import subprocess
+
+    ps_args = pos[1:] or ["-ef"]
+    try:
+        out = subprocess.run(["ps"] + ps_args, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        from pyoci.errors import PyociError
+
+        raise PyociError("ps: %s" % e)
+    lines = out.splitlines()
+    if not lines:
+        return 0
+    header = lines[0].split()
+    try:
+        col = header.index("PID")
+    except ValueError:
+        from pyoci.errors import PyociError
+
+        raise PyociError("ps: no PID column in the output of ps %s" % " ".join(ps_args))
+    keep = set(pids)
+    sys.stdout.write(lines[0] + "\n")
+    for line in lines[1:]:
+        f = line.split()
+        if len(f) > col and f[col].isdigit() and int(f[col]) in keep:
+            sys.stdout.write(line + "\n")
+    return 0
+
+
+def _pause(ctx, args, on):
+    _, pos = parse(args, [Flag("--help|-h")])
+    if not pos:
+        raise UsageError('"%s" requires a container id' % ("pause" if on else "resume"))
+    from pyoci.errors import PyociError
+    from pyoci.runtime.container import PAUSED, RUNNING, Container
+
+    c = Container.load(ctx.root, pos[0])
+    with c.dir:
+        status = c.status()
+        if on and status != RUNNING:
+            raise PyociError("container not running")
+        if not on and status != PAUSED:
+            raise PyociError("container not paused")
+        c.cgroup().freeze(on)
+    return 0
+
+
+def cmd_pause(ctx, args):
+    return _pause(ctx, args, True)
+
+
+def cmd_resume(ctx, args):
+    return _pause(ctx, args, False)

@@ -1,0 +1,273 @@
+"""Control groups: the host's layout, the container's cgroup, joining it,
+freezing it, and removing what create made.
+
+The layout is read from /proc/self/mountinfo and /proc/self/cgroup, so v1,
+v2 (unified) and hybrid hosts (v1 controllers plus a cgroup2 mount, as on
+these machines) are handled by the same code, with no hard-coded paths.
+"""
+import errno
+import os
+import time
+
+from pyoci.errors import ConfigError, PyociError
+
+
+class Hierarchy:
+    """One mounted cgroup hierarchy (a v1 controller set, or cgroup2)."""
+
+    __slots__ = ("mountpoint", "root", "version", "controllers", "key")
+
+    def __init__(self, mountpoint, root, version, controllers, key):
+        self.mountpoint = mountpoint
+        self.root = root              # the hierarchy path mounted there
+        self.version = version
+        self.controllers = controllers
+        self.key = key                # "cpu,cpuacct", "name=systemd", "" for v2
+
+    @property
+    def mount_data(self):
+        return ",".join(self.controllers) if self.version == 1 else ""
+
+
+def _unescape(s):
+    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def own_cgroups(pid="self"):
+    """{key: path} from /proc/PID/cgroup; key "" is the v2 hierarchy."""
+    out = {}
+    with open("/proc/%s/cgroup" % pid) as f:
+        for line in f:
+            _, key, path = line.rstrip("\n").split(":", 2)
+            out[key] = path
+    return out
+
+
+def layout():
+    """The mounted hierarchies this process can use, one per key."""
+    own = own_cgroups()
+    v1keys = {}
+    for key in own:
+        if key:
+            for c in key.split(","):
+                v1keys[c] = key
+    found = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            rfields = right.split()
+            fstype = rfields[0]
+            if fstype not in ("cgroup", "cgroup2"):
+                continue
+            root, mountpoint = _unescape(fields[3]), _unescape(fields[4])
+            if fstype == "cgroup2":
+                key, ctrls, ver = "", [], 2
+            else:
+                opts = rfields[2].split(",")
+                ctrls = [o for o in opts if o in v1keys]
+                if not ctrls:
+                    continue
+                key, ver = v1keys[ctrls[0]], 1
+            if key in found:
+                continue   # the first mount of a hierarchy wins
+            found[key] = Hierarchy(mountpoint, root, ver, ctrls, key)
+    return list(found.values())
+
+
+def is_systemd_path(p):
+    return p.count(":") == 2 and not p.startswith("/")
+
+
+class Cgroup:
+    """The container's cgroup: a directory per hierarchy."""
+
+    def __init__(self, paths, created=()):
+        self.paths = paths          # {key: absolute directory}
+        self.created = list(created)  # directories create made, in order
+
+    def to_state(self):
+        return {"paths": self.paths, "created": self.created}
+
+    @classmethod
+    def from_state(cls, d):
+        if not d:
+            return cls({}, [])
+        return cls(d.get("paths") or {}, d.get("created") or [])
+
+    # -- placement -----------------------------------------------------
+    @classmethod
+    def plan(cls, config, cid, hierarchies=None):
+        """Work out the directories; nothing is created yet."""
+        cpath = (config.get("linux") or {}).get("cgroupsPath")
+        if cpath is not None and not isinstance(cpath, str):
+            raise ConfigError("linux.cgroupsPath", "must be a string")
+        if cpath and is_systemd_path(cpath):
+            raise ConfigError("linux.cgroupsPath", "%r is a systemd slice:prefix:name path, "
+                              "which needs --systemd-cgroup" % cpath)
+        if cpath and (".." in cpath.split("/")):
+            raise ConfigError("linux.cgroupsPath", "%r must not contain '..'" % cpath)
+        own = None
+        paths = {}
+        for h in hierarchies if hierarchies is not None else layout():
+            if cpath and cpath.startswith("/"):
+                rel = cpath
+            else:
+                if own is None:
+                    own = own_cgroups()
+                base = own.get(h.key, "/")
+                rel = os.path.join(base, cpath or cid)
+            rel = os.path.normpath(rel)
+            # the mount shows the hierarchy from h.root downwards
+            if h.root != "/" and (rel == h.root or rel.startswith(h.root + "/")):
+                rel = rel[len(h.root):] or "/"
+            paths[h.key] = os.path.normpath(h.mountpoint + "/" + rel)
+        return cls(paths)
+
+    def create(self):
+        for key, d in self.paths.items():
+            missing = []
+            p = d
+            while not os.path.isdir(p):
+                missing.append(p)
+                p = os.path.dirname(p)
+            for m in reversed(missing):
+                try:
+                    os.mkdir(m, 0o755)
+                except FileExistsError:
+                    continue
+                except OSError as e:
+                    raise PyociError("create cgroup %s: %s" % (m, e.strerror))
+                self.created.append(m)
+                if "cpuset" in key.split(","):
+                    _init_cpuset(m)
+
+    def join(self, pid):
+        for key, d in self.paths.items():
+            try:
+                with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+            except OSError as e:
+                raise PyociError("join cgroup %s: %s" % (d, e.strerror))
+
+    # -- queries -------------------------------------------------------
+    def _any(self, prefer=("freezer", "pids", "memory", "")):
+        for k in prefer:
+            for key, d in self.paths.items():
+                if (k in key.split(",")) or (k == "" and key == ""):
+                    return d
+        return next(iter(self.paths.values()), None)
+
+    def pids(self):
+        d = self._any()
+        if not d:
+            return []
+        try:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                return [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            return []
+
+    def freezer_dir(self):
+        for key, d in self.paths.items():
+            if "freezer" in key.split(","):
+                return d, 1
+        if "" in self.paths:
+            return self.paths[""], 2
+        return None, 0
+
+    def frozen(self):
+        d, ver = self.freezer_dir()
+        try:
+            if ver == 1:
+                with open(os.path.join(d, "freezer.state")) as f:
+                    return f.read().strip() != "THAWED"
+            if ver == 2:
+                with open(os.path.join(d, "cgroup.freeze")) as f:
+                    return f.read().strip() == "1"
+        except OSError:
+            pass
+        return False
+
+    def freeze(self, on):
+        d, ver = self.freezer_dir()
+        if not ver:
+            raise PyociError("no freezer cgroup: cannot %s" % ("pause" if on else "resume"))
+        if ver == 1:
+            want = "FROZEN" if on else "THAWED"
+            path = os.path.join(d, "freezer.state")
+            for _ in range(1000):
+                with open(path, "w") as f:
+                    f.write(want)
+                with open(path) as f:
+                    if f.read().strip() == want:
+                        return
+                time.sleep(0.001)
+            raise PyociError("freezer: the cgroup did not become %s" % want)
+        with open(os.path.join(d, "cgroup.freeze"), "w") as f:
+            f.write("1" if on else "0")
+        events = os.path.join(d, "cgroup.events")
+        for _ in range(1000):
+            with open(events) as f:
+                if ("frozen %d" % (1 if on else 0)) in f.read():
+                    return
+            time.sleep(0.001)
+        raise PyociError("freezer: the cgroup did not %s" % ("freeze" if on else "thaw"))
+
+    # -- removal -------------------------------------------------------
+    def destroy(self, timeout=5.0):
+        """Remove the directories create made (deepest first). A directory
+        still busy after the timeout is an error."""
+        deadline = time.monotonic() + timeout
+        for d in reversed(self.created):
+            while True:
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as e:
+                    if (e.errno in (errno.EBUSY, errno.ENOTEMPTY) and d not in self.paths.values()
+                            and _has_subdirs(d)):
+                        break   # a parent that another cgroup still uses
+                    if e.errno in (errno.EBUSY, errno.ENOTEMPTY) and time.monotonic() < deadline:
+                        self._kill_remaining(d)
+                        time.sleep(0.005)
+                        continue
+                    raise PyociError("remove cgroup %s: %s" % (d, e.strerror))
+
+    @staticmethod
+    def _kill_remaining(d):
+        try:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                for pid in f.read().split():
+                    try:
+                        os.kill(int(pid), 9)
+                    except ProcessLookupError:
+                        pass
+        except OSError:
+            pass
+
+
+def _has_subdirs(d):
+    try:
+        return any(e.is_dir(follow_symlinks=False) for e in os.scandir(d))
+    except OSError:
+        return False
+
+
+def _init_cpuset(d):
+    """A new v1 cpuset cgroup starts empty: copy the parent's cpus and mems,
+    or no task could join it."""
+    parent = os.path.dirname(d)
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        try:
+            with open(os.path.join(d, name)) as f:
+                if f.read().strip():
+                    continue
+            with open(os.path.join(parent, name)) as f:
+                value = f.read().strip()
+            with open(os.path.join(d, name), "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise PyociError("initialise cpuset %s: %s" % (d, e.strerror))

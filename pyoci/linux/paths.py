@@ -1,0 +1,82 @@
+"""Paths inside the container's root, resolved by the kernel.
+
+Every lookup goes through openat2(RESOLVE_IN_ROOT): a symlink in the image,
+absolute or full of `..`, resolves as if the rootfs were `/`, so nothing the
+runtime creates or mounts lands outside it (CVE-2024-45310 and the symlink
+class of runc CVEs). Missing components are created one at a time with
+mkdirat() relative to an fd of their verified parent.
+"""
+import errno
+import os
+import stat
+
+from pyoci.linux import sys as lsys
+
+RESOLVE = lsys.RESOLVE_IN_ROOT | lsys.RESOLVE_NO_MAGICLINKS
+
+
+def open_in_root(root_fd, path, flags=os.O_PATH):
+    return lsys.openat2(root_fd, path.lstrip("/") or ".", flags, 0, RESOLVE)
+
+
+def _components(path):
+    return [c for c in path.split("/") if c and c != "."]
+
+
+def mkdir_all(root_fd, path, mode=0o755):
+    """Create path (and parents) inside the root; return an O_PATH fd of it."""
+    comps = _components(path)
+    fd = os.dup(root_fd)
+    try:
+        for i, comp in enumerate(comps):
+            prefix = "/".join(comps[: i + 1])
+            try:
+                nfd = open_in_root(root_fd, prefix, os.O_PATH | os.O_DIRECTORY)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(comp, mode, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                nfd = open_in_root(root_fd, prefix, os.O_PATH | os.O_DIRECTORY)
+            os.close(fd)
+            fd = nfd
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def ensure(root_fd, path, is_dir=True, mode=0o755):
+    """Make sure a mount destination exists in the root: a directory, or an
+    empty file (for a file bind mount). Returns an O_PATH fd of it."""
+    if is_dir:
+        return mkdir_all(root_fd, path, mode)
+    try:
+        return open_in_root(root_fd, path)
+    except FileNotFoundError:
+        pass
+    comps = _components(path)
+    parent = mkdir_all(root_fd, "/".join(comps[:-1]))
+    try:
+        try:
+            fd = os.open(comps[-1], os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent)
+            os.close(fd)
+        except FileExistsError:
+            pass
+    finally:
+        os.close(parent)
+    return open_in_root(root_fd, path)
+
+
+def is_dir_fd(fd):
+    return stat.S_ISDIR(os.fstat(fd).st_mode)
+
+
+def exists(root_fd, path):
+    try:
+        os.close(open_in_root(root_fd, path))
+        return True
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return False
+        raise

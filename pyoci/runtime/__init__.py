@@ -1,0 +1,1 @@
+"""The runtime core: container state and the lifecycle operations."""

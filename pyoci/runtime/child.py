@@ -1,0 +1,169 @@
+"""The children of `create`: C1 (namespaces) and C2 (the container's init
+until it becomes pyoci-init). See create.py for the whole sequence.
+
+The order inside C2 is the one the kernel needs: cgroup namespace (after
+the cgroup was joined) → mounts → devices → pivot_root → sysctl → masked and
+read-only paths → hostname → cwd → rlimits → terminal → pyoci-init, which
+then does user/groups → capabilities → no_new_privs → LSM label → seccomp →
+execve.
+
+Both children end with os._exit: no Python clean-up of the parent's state
+may run in them.
+"""
+import fcntl
+import os
+
+from pyoci.errors import PyociError
+
+
+class Setup:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _fail(chan, e, prefix=""):
+    msg = str(e) if isinstance(e, (PyociError, OSError)) else "%s: %s" % (type(e).__name__, e)
+    try:
+        chan.send({"error": prefix + msg})
+    finally:
+        os._exit(1)
+
+
+def stage1(setup, join_fds, to_child, from_child):
+    try:
+        from pyoci.linux import namespaces
+        from pyoci.linux import sys as lsys
+
+        to_child.close_write()
+        from_child.close_read()
+        if "user" in setup.ns.new:
+            raise PyociError("linux.namespaces: a new user namespace is not supported by this pyoci yet")
+        namespaces.join(join_fds)
+        flags = setup.ns.unshare_flags & ~lsys.CLONE_NEWCGROUP
+        if flags:
+            lsys.unshare(flags)
+        pid = os.fork()
+        if pid == 0:
+            stage2(setup, to_child, from_child)
+        from_child.send({"pid": pid})
+        os._exit(0)
+    except BaseException as e:
+        _fail(from_child, e)
+
+
+def _move_above(fd, low):
+    """Duplicate fd to a number >= low (inheritable) and close the old one."""
+    if fd >= low:
+        os.set_inheritable(fd, True)
+        return fd
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD, low)
+    os.close(fd)
+    return new
+
+
+def _close_all_but(keep_below, keep):
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= keep_below and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def stage2(setup, to_child, from_child):
+    try:
+        msg = to_child.recv()
+        if not msg or not msg.get("go"):
+            os._exit(1)
+        to_child.close_read()
+        build(setup, from_child)
+    except BaseException as e:
+        _fail(from_child, e, "unable to start container process: ")
+
+
+def _preload(setup):
+    """Import now every module needed after pivot_root: from then on the
+    host's Python library is out of reach."""
+    import resource  # noqa: F401  (process.set_rlimits)
+
+    if setup.config["process"].get("terminal"):
+        import socket  # noqa: F401
+        import termios  # noqa: F401
+
+        from pyoci.linux import terminal  # noqa: F401
+    if not setup.opts.no_new_keyring:
+        from pyoci.linux import keyring  # noqa: F401
+
+
+def build(setup, chan):
+    from pyoci.linux import capabilities, network, process, sysctl, uts
+    from pyoci.linux import sys as lsys
+    from pyoci.runtime.plan import Plan
+
+    _preload(setup)
+
+    config, ns = setup.config, setup.ns
+    linux = config.get("linux") or {}
+    proc = config["process"]
+    os.umask(0)
+    if "cgroup" in ns.new:
+        lsys.unshare(lsys.CLONE_NEWCGROUP)
+    rootfs = None
+    if "mount" in ns.new:
+        from pyoci.linux.rootfs import Rootfs
+
+        rootfs = Rootfs(config, setup.bundle, setup.rootfs, ns, setup.cgroup_paths, setup.hierarchies)
+        rootfs.prepare()
+    if "network" in ns.new:
+        network.loopback_up()
+    if rootfs is not None:
+        rootfs.switch_root(setup.opts.no_pivot)
+    else:
+        os.chroot(setup.rootfs)
+        os.chdir("/")
+    sysctl.apply(linux.get("sysctl"))
+    if rootfs is not None:
+        rootfs.finish()
+    if "uts" in ns.new:
+        uts.apply(config)
+
+    env = list(proc.get("env") or ())
+    user = proc.get("user") or {}
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    if process.env_get(env, "HOME") is None:
+        env.append("HOME=" + process.home_of(uid))
+    process.enter_cwd(proc.get("cwd") or "/")
+    process.set_rlimits(process.rlimits(proc))
+    args = proc["args"]
+    exe = process.lookup(args[0], env)
+
+    if proc.get("terminal"):
+        from pyoci.linux import terminal
+
+        terminal.setup(setup.console, proc.get("consoleSize"))
+    if not setup.opts.no_new_keyring:
+        from pyoci.linux import keyring
+
+        keyring.join_session(config.get("hostname") or "", setup.cid)
+
+    plan = Plan()
+    plan.program(exe, args, env)
+    plan.user(uid, gid)
+    plan.groups(list(user.get("additionalGids") or ()))
+    sets = capabilities.from_config(proc.get("capabilities"), warn=setup.log.debug)
+    if sets is not None:
+        plan.caps(sets, capabilities.last_cap())
+    if proc.get("noNewPrivileges"):
+        plan.no_new_privileges()
+    if setup.seccomp is not None:
+        plan.seccomp(*setup.seccomp)
+    plan.umask(user.get("umask", 0o022))
+    keep = 3 + setup.opts.preserve_fds
+    fifo = _move_above(setup.fifo_fd, keep)
+    plan.exec_fifo(fifo)
+    plan.keep_fds(keep)
+    plan_fd = _move_above(plan.to_memfd(), keep)
+    _close_all_but(keep, {fifo, plan_fd, setup.init_fd, chan.wfd})
+    chan.send({"ready": True})
+    os.execve(setup.init_fd, ["pyoci-init", str(plan_fd)], {})

@@ -1,0 +1,154 @@
+"""A container as the state directory records it: status and the
+operations on an existing container (start, kill, delete, pause)."""
+import os
+import signal
+import time
+
+from pyoci import SPEC_VERSION
+from pyoci.errors import ContainerNotRunning, PyociError
+from pyoci.runtime.state import StateDir
+
+CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+
+
+def proc_stat(pid):
+    """(state letter, start time in ticks) of a process, or None if gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    return fields[0].decode(), int(fields[19])
+
+
+def alive(pid, start_time):
+    st = proc_stat(pid) if pid > 0 else None
+    return bool(st) and st[0] not in ("Z", "X") and st[1] == start_time
+
+
+class Container:
+    def __init__(self, sdir, state):
+        self.dir = sdir
+        self.state = state
+
+    @classmethod
+    def load(cls, root, cid):
+        sdir = StateDir(root, cid)
+        return cls(sdir, sdir.load())
+
+    @property
+    def id(self):
+        return self.dir.id
+
+    @property
+    def pid(self):
+        return self.state.get("pid", 0)
+
+    def cgroup(self):
+        from pyoci.linux.cgroups import Cgroup
+
+        return Cgroup.from_state(self.state.get("cgroup"))
+
+    def status(self):
+        if not alive(self.pid, self.state.get("start_time")):
+            return STOPPED
+        if os.path.exists(self.dir.fifo):
+            return CREATED
+        if self.state.get("cgroup") and self.cgroup().frozen():
+            return PAUSED
+        return RUNNING
+
+    def oci_state(self, status=None):
+        """The runtime-spec state document."""
+        status = status or self.status()
+        st = {
+            "ociVersion": SPEC_VERSION,
+            "id": self.id,
+            "status": status,
+            "pid": self.pid if status != STOPPED else 0,
+            "bundle": self.state["bundle"],
+        }
+        if self.state.get("annotations"):
+            st["annotations"] = self.state["annotations"]
+        return st
+
+    def runc_state(self):
+        """runc's `state` output: the spec state plus rootfs, created, owner."""
+        st = self.oci_state()
+        st["rootfs"] = self.state.get("rootfs", "")
+        st["created"] = self.state.get("created", "")
+        st["owner"] = ""
+        return st
+
+    # -- operations ------------------------------------------------------
+    def start(self):
+        status = self.status()
+        if status == STOPPED:
+            raise PyociError("cannot start a container that has stopped")
+        if status != CREATED:
+            raise PyociError("cannot start an already running container")
+        fd = os.open(self.dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            # The init opens the fifo for writing when we open it for reading,
+            # then writes one byte; wait for it (or for the init to die).
+            import select
+
+            p = select.poll()
+            p.register(fd, select.POLLIN)
+            while True:
+                if p.poll(50):
+                    try:
+                        if os.read(fd, 1):
+                            break
+                    except BlockingIOError:
+                        pass
+                if not alive(self.pid, self.state.get("start_time")):
+                    raise PyociError("cannot start a container that has stopped")
+        finally:
+            os.close(fd)
+        os.unlink(self.dir.fifo)
+
+    def signal(self, sig, all_processes=False):
+        if self.status() == STOPPED:
+            raise ContainerNotRunning()
+        if all_processes:
+            pids = self.cgroup().pids()
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            if pids:
+                return
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            raise ContainerNotRunning()
+
+    def wait_stopped(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while alive(self.pid, self.state.get("start_time")):
+            if time.monotonic() > deadline:
+                raise PyociError("container %s did not stop within %.0f s" % (self.id, timeout))
+            time.sleep(0.002)
+
+    def destroy(self):
+        """Kill whatever is left and remove the cgroup and the state."""
+        if alive(self.pid, self.state.get("start_time")):
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.wait_stopped()
+        if self.state.get("cgroup"):
+            self.cgroup().destroy()
+        self.dir.remove()
+
+    def delete(self, force=False):
+        status = self.status()
+        if status in (RUNNING, PAUSED) and not force:
+            raise PyociError("cannot delete container %s that is not stopped: %s" % (self.id, status))
+        if status == PAUSED:
+            self.cgroup().freeze(False)
+        self.destroy()

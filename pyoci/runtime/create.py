@@ -1,0 +1,212 @@
+"""`create`: build a container and leave its init waiting for `start`.
+
+Processes (P = this command):
+
+  P   validates the config, makes the state dir, the exec fifo and the
+      cgroup, and forks C1.
+  C1  joins the namespaces given by path and unshares the new ones (all but
+      cgroup), then forks C2 — the first process of the new pid namespace —
+      reports C2's pid to P and exits, so that C2 is re-parented to the
+      caller's nearest subreaper (containerd's shim, conmon).
+  P   puts C2 into its cgroup, then lets it go.
+  C2  (runtime/child.py) unshares the cgroup namespace, builds the root
+      filesystem, pivots into it, applies hostname, sysctls, rlimits, cwd and
+      stdio, then executes pyoci-init through a read-only detached mount.
+      pyoci-init waits on the exec fifo for `start`.
+  P   sees the sync pipe close on C2's exec, writes state.json and the pid
+      file, and exits. Nothing of pyoci remains but pyoci-init.
+
+On any failure P kills C2 and removes the cgroup and state dir: a failed
+create leaves nothing behind.
+"""
+import os
+import time
+
+from pyoci.config import load_bundle
+from pyoci.errors import PyociError
+from pyoci.runtime import sync
+from pyoci.runtime.state import StateDir, write_atomic
+
+
+class CreateOptions:
+    def __init__(self, bundle=None, pid_file=None, console_socket=None, no_pivot=False,
+                 no_new_keyring=False, preserve_fds=0):
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+
+
+def _now_rfc3339nano():
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + ".%09dZ" % (ns % 10**9)
+
+
+def _rootfs_path(bundle, config):
+    path = config["root"]["path"]
+    if not os.path.isabs(path):
+        path = os.path.join(bundle, path)
+    path = os.path.realpath(path)
+    if not os.path.isdir(path):
+        raise PyociError("root.path: rootfs %s: %s" % (
+            path, "not a directory" if os.path.exists(path) else "no such file or directory"))
+    return path
+
+
+def create(ctx, cid, opts):
+    """Returns the Container; raises PyociError with nothing left behind."""
+    from pyoci.config.validate import validate
+    from pyoci.linux import cgroups, namespaces
+
+    sdir = StateDir(ctx.root, cid)
+    bundle, config = load_bundle(opts.bundle)
+    problems = validate(config, bundle)
+    if problems:
+        raise problems[0]
+    if ctx.systemd_cgroup:
+        raise PyociError("systemd not running on this host, cannot use systemd cgroups manager")
+    if not config.get("process"):
+        raise PyociError("config.json: process: required to create a container")
+    rootfs = _rootfs_path(bundle, config)
+    ns_plan = namespaces.plan(config)
+    hierarchies = cgroups.layout()
+    cg = cgroups.Cgroup.plan(config, cid, hierarchies)
+
+    sdir.make()
+    child = None
+    try:
+        os.mkfifo(sdir.fifo, 0o622)
+        cg.create()
+        child = _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts)
+        state = {
+            "id": cid,
+            "pid": child.pid,
+            "start_time": child.start_time,
+            "bundle": bundle,
+            "rootfs": rootfs,
+            "created": _now_rfc3339nano(),
+            "annotations": config.get("annotations") or {},
+            "cgroup": cg.to_state(),
+            "namespaces": sorted(ns_plan.new),
+            "config": {"hooks": config.get("hooks") or {}},
+        }
+        sdir.save(state)
+        if opts.pid_file:
+            write_atomic(os.path.abspath(opts.pid_file), str(child.pid).encode(), 0o644)
+    except BaseException:
+        if child is not None:
+            child.kill()
+        try:
+            cg.destroy(timeout=2.0)
+        finally:
+            sdir.remove()
+        raise
+    sdir.unlock()
+    from pyoci.runtime.container import Container
+
+    return Container(sdir, state)
+
+
+class Child:
+    def __init__(self, pid, start_time):
+        self.pid = pid
+        self.start_time = start_time
+
+    def kill(self):
+        from pyoci.runtime.container import alive
+
+        try:
+            os.kill(self.pid, 9)
+        except ProcessLookupError:
+            return
+        for _ in range(2000):
+            if not alive(self.pid, self.start_time):
+                return
+            time.sleep(0.001)
+
+
+def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts):
+    from pyoci.linux import executable, namespaces
+    from pyoci.linux import sys as lsys
+    from pyoci.runtime import child as childmod
+    from pyoci.runtime.container import proc_stat
+
+    lsys._load()   # load the shim before fork, once
+    seccomp = None
+    if (config.get("linux") or {}).get("seccomp") is not None:
+        from pyoci.linux import seccomp as sc
+
+        seccomp = sc.compile(config["linux"]["seccomp"], warn=ctx.log.debug)
+    init_fd = executable.open_init()
+    join_fds = namespaces.open_join_fds(ns_plan)
+    fifo_fd = os.open(sdir.fifo, os.O_PATH | os.O_CLOEXEC)
+    console = None
+    if opts.console_socket:
+        from pyoci.linux import terminal
+
+        console = terminal.connect(opts.console_socket)
+    to_child, from_child = sync.Channel(), sync.Channel()
+    setup = childmod.Setup(cid=sdir.id, config=config, bundle=bundle, rootfs=rootfs, ns=ns_plan,
+                           cgroup_paths=cg.paths, hierarchies=hierarchies, init_fd=init_fd,
+                           fifo_fd=fifo_fd, console=console, opts=opts, log=ctx.log,
+                           seccomp=seccomp)
+    c1 = os.fork()
+    if c1 == 0:
+        childmod.stage1(setup, join_fds, to_child, from_child)   # never returns
+    c2 = None
+    try:
+        to_child.close_read()
+        from_child.close_write()
+        for fd in [init_fd, fifo_fd] + [fd for _, fd in join_fds]:
+            os.close(fd)
+        if console is not None:
+            console.close()
+        msg = from_child.recv()
+        _, status = os.waitpid(c1, 0)
+        if msg is None or "error" in msg:
+            raise PyociError((msg or {}).get("error") or "container process failed to start (status %d)" % status)
+        c2 = msg["pid"]
+        st = proc_stat(c2)
+        child = Child(c2, st[1] if st else 0)
+        cg.join(c2)
+        _oom_score_adj(config, c2)
+        to_child.send({"go": True})
+        msg = from_child.recv()
+        if msg is None or "error" in msg:
+            raise PyociError((msg or {}).get("error") or "container init exited during set-up")
+        # "exec" arrives just before C2 executes pyoci-init; the pipe closes
+        # when the exec succeeded (close-on-exec), or carries the error.
+        msg = from_child.recv()
+        if msg is not None:
+            raise PyociError(msg.get("error") or "unexpected message from the container init")
+        st = proc_stat(c2)
+        if not st or st[0] in ("Z", "X"):
+            raise PyociError("container init exited during set-up")
+        return child
+    except BaseException:
+        if c2 is not None:
+            Child(c2, 0).kill()
+        else:
+            try:
+                os.kill(c1, 9)
+                os.waitpid(c1, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        raise
+    finally:
+        to_child.close()
+        from_child.close()
+
+
+def _oom_score_adj(config, pid):
+    adj = (config.get("process") or {}).get("oomScoreAdj")
+    if adj is None:
+        return
+    from pyoci.linux import procfs
+
+    try:
+        procfs.write("/proc/%d/oom_score_adj" % pid, str(adj))
+    except OSError as e:
+        raise PyociError("process.oomScoreAdj: %s" % e.strerror)

@@ -1,0 +1,57 @@
+"""The plan handed to pyoci-init: what it applies right before execve.
+
+Records of a one-byte tag, a native-endian uint32 length and the payload,
+written to a memfd whose number is pyoci-init's only argument. The reader
+is parse() in cffi_build/init.c; the tags are listed there too.
+"""
+import os
+import struct
+
+
+class Plan:
+    def __init__(self):
+        self.parts = []
+
+    def _rec(self, tag, payload):
+        self.parts.append(tag + struct.pack("=I", len(payload)) + payload)
+
+    def program(self, exe, args, env):
+        self._rec(b"x", os.fsencode(exe))
+        for a in args:
+            self._rec(b"a", os.fsencode(a))
+        for e in env:
+            self._rec(b"e", os.fsencode(e))
+
+    def user(self, uid, gid):
+        self._rec(b"u", struct.pack("=II", uid, gid))
+
+    def groups(self, gids):
+        self._rec(b"G", struct.pack("=%dI" % len(gids), *gids))
+
+    def caps(self, sets, last_cap):
+        self._rec(b"c", struct.pack("=5QI", *sets, last_cap))
+
+    def no_new_privileges(self):
+        self._rec(b"n", b"")
+
+    def seccomp(self, bpf, flags=0):
+        self._rec(b"s", struct.pack("=I", flags) + bpf)
+
+    def exec_fifo(self, fd):
+        self._rec(b"f", struct.pack("=I", fd))
+
+    def keep_fds(self, n):
+        """Close every fd >= n before execve."""
+        self._rec(b"k", struct.pack("=I", n))
+
+    def umask(self, mask):
+        self._rec(b"m", struct.pack("=I", mask))
+
+    def exec_label(self, fd, label):
+        self._rec(b"l", struct.pack("=I", fd) + label.encode())
+
+    def to_memfd(self):
+        """An inheritable memfd holding the plan, at offset 0."""
+        fd = os.memfd_create("pyoci-plan", 0)
+        os.write(fd, b"".join(self.parts))
+        return fd
