@@ -35,6 +35,9 @@ COMMANDS = {
     "ps": ("pyoci.cli.query", "cmd_ps"),
     "pause": ("pyoci.cli.query", "cmd_pause"),
     "resume": ("pyoci.cli.query", "cmd_resume"),
+    "spec": ("pyoci.cli.config_cmds", "cmd_spec"),
+    "features": ("pyoci.cli.config_cmds", "cmd_features"),
+    "validate": ("pyoci.cli.config_cmds", "cmd_validate"),
 }
 
 VERSION_TEXT = "pyoci version %s\nspec: %s\npython: %s\n" % (

@@ -24,7 +24,7 @@ def load_folder(folder=HERE):
     """{file name: parsed schema} for every .json file of a schema folder."""
     out = {}
     for name in sorted(os.listdir(folder)):
-        if name.endswith(".json"):
+        if name.endswith(".json") and not name.startswith("_"):
             with open(os.path.join(folder, name)) as f:
                 out[name] = json.load(f)
     return out
