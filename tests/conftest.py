@@ -1,0 +1,166 @@
+"""Shared fixtures.
+
+Integration tests run real containers as root. The `host_guard` fixture
+(used by every test that takes `runtime`) fails a test that leaves
+mounts, cgroups, processes or state behind. The pytest process makes itself
+a child subreaper, so container inits whose parents exit become its
+children: it can reap them and see any it did not.
+"""
+import ctypes
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+import make_bundle as bundle_maker  # noqa: E402
+
+PYOCI = os.path.join(os.path.dirname(sys.executable), "pyoci")
+BUSYBOX = "/bin/busybox"
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def pytest_configure(config):
+    if os.geteuid() == 0:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def reap():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def our_children():
+    me = str(os.getpid())
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rindex(")") + 2:].split()
+        if fields[1] == me:
+            out.append((int(name), data[data.index("(") + 1:data.rindex(")")]))
+    return out
+
+
+def cgroup_dirs():
+    out = set()
+    for ctrl in os.listdir("/sys/fs/cgroup"):
+        base = os.path.join("/sys/fs/cgroup", ctrl)
+        if not os.path.isdir(base) or os.path.islink(base):
+            continue
+        for dirpath, dirnames, _ in os.walk(base):
+            if dirpath.count("/") - base.count("/") >= 3:
+                dirnames[:] = []
+            out.add(dirpath)
+    return out
+
+
+def mounts():
+    with open("/proc/self/mountinfo") as f:
+        return sorted(" ".join(l.split()[3:5]) for l in f)
+
+
+class Runtime:
+    """Runs the installed pyoci CLI with a private state root."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def cmd(self, *args, check=False, input=None, timeout=60, **kw):
+        """Run pyoci; stdout and stderr go through files, not pipes: after
+        `create` the container's init holds them until it exits."""
+        import tempfile
+
+        argv = [PYOCI, "--root", self.root] + [str(a) for a in args]
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            p = subprocess.run(argv, stdout=out, stderr=err, text=True, input=input,
+                               timeout=timeout, **kw)
+            out.seek(0)
+            err.seek(0)
+            p.stdout, p.stderr = out.read(), err.read()
+        if check and p.returncode != 0:
+            raise AssertionError("pyoci %s failed (%d): %s%s" % (" ".join(map(str, args)), p.returncode,
+                                                                p.stdout, p.stderr))
+        return p
+
+    def state(self, cid):
+        return json.loads(self.cmd("state", cid, check=True).stdout)
+
+    def ids(self):
+        try:
+            return sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+
+
+@pytest.fixture
+def host_guard(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("integration tests run containers as root")
+    reap()
+    before_mounts, before_cgroups = mounts(), cgroup_dirs()
+    before_children = {p for p, _ in our_children()}
+    yield
+    reap()
+    problems = []
+    leftover = [c for c in our_children() if c[0] not in before_children]
+    for pid, _ in leftover:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    reap()
+    if leftover:
+        problems.append("processes left: %r" % leftover)
+    new_mounts = sorted(set(mounts()) - set(before_mounts))
+    if new_mounts:
+        problems.append("mounts left: %r" % new_mounts)
+    new_cgroups = sorted(cgroup_dirs() - before_cgroups)
+    if new_cgroups:
+        problems.append("cgroups left: %r" % new_cgroups)
+        for d in reversed(new_cgroups):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+    assert not problems, "the test left the host changed: " + "; ".join(problems)
+
+
+@pytest.fixture
+def runtime(tmp_path, host_guard):
+    rt = Runtime(str(tmp_path / "state"))
+    yield rt
+    left = rt.ids()
+    for cid in left:
+        rt.cmd("delete", "--force", cid)
+    assert not left, "containers left in the state dir: %r" % left
+
+
+@pytest.fixture
+def make_bundle(tmp_path):
+    """make_bundle(args, changes=None) -> bundle path (busybox-static rootfs)."""
+    if not os.path.exists(BUSYBOX):
+        pytest.skip("busybox-static is not installed")
+    counter = [0]
+
+    def make(args=("sh",), changes=None):
+        counter[0] += 1
+        out = str(tmp_path / ("bundle%d" % counter[0]))
+        return bundle_maker.make(out, args, BUSYBOX, changes)
+
+    return make
