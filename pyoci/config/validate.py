@@ -73,8 +73,14 @@ class _Checks:
         self.out = []
 
     def err(self, path, reason):
-        if path not in self.bad:
-            self.out.append(ConfigError(path, reason))
+        """Report, unless the schema already found a problem in the object
+        holding `path`: one message per problem, not its echoes."""
+        cut = max(path.rfind("."), path.rfind("["))
+        scope = path[:cut] if cut > 0 else path
+        for b in self.bad:
+            if b == scope or b.startswith(scope) and b[len(scope):len(scope) + 1] in (".", "["):
+                return
+        self.out.append(ConfigError(path, reason))
 
     # -- top level ----------------------------------------------------------
     def version(self):
@@ -160,7 +166,7 @@ class _Checks:
             if isinstance(dest, str):
                 if not dest:
                     self.err(p + ".destination", "must not be empty")
-                elif _clean("/" + dest) == "/":
+                elif not _clean("/" + dest).strip("/"):
                     self.err(p + ".destination", "%s is the container's root: cannot mount over it" % show(dest))
             opts = [o for o in _l(m.get("options")) if isinstance(o, str)]
             if (m.get("type") == "bind" or "bind" in opts or "rbind" in opts) and not m.get("source"):

@@ -1,13 +1,12 @@
 """pyoci's own JSON Schema (draft-04) of runtime-spec 1.3.0: config, state, features.
 
 The JSON files here are the reference. `pyoci create` never loads them: it
-runs pyoci/config/_fastschema.py, Python code generated from these files
-ahead of time by pyoci.config.schema.compile (jsonschema costs ~150 ms to
-import). The tests prove that the generated code and jsonschema give the
-same verdicts on every fixture, and that this schema agrees with upstream's.
+runs pyoci.config.fastschema over _compiled.json, the schema flattened ahead
+of time by `python -m pyoci.config.schema.compile` (jsonschema costs ~150 ms
+to import). The tests prove that fastschema and jsonschema give the same
+verdicts, and that this schema agrees with upstream's on every test document.
 
-jsonschema_validator() is for tests, tooling and `pyoci validate --schema-check`;
-it imports jsonschema.
+jsonschema_validator() is for tests and tooling; it imports jsonschema.
 """
 import json
 import os
