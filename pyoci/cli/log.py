@@ -4,10 +4,11 @@ JSON lines are logrus-shaped, `{"level": ..., "msg": ..., "time": RFC 3339}`,
 appended one per message (containerd takes the last error line, podman reads
 a failing call's file as one object). Without --log, lines go to stderr.
 """
-import json
 import os
 import sys
 import time
+
+from pyoci import jsonio as json
 
 LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}
 
@@ -17,7 +18,7 @@ def _now():
 
 
 def _quote(s):
-    return json.dumps(s, ensure_ascii=False)
+    return json.dumps(s)
 
 
 class Logger:
@@ -32,7 +33,7 @@ class Logger:
 
     def _line(self, level, msg):
         if self.fmt == "json":
-            return json.dumps({"level": level, "msg": msg, "time": _now()}, ensure_ascii=False) + "\n"
+            return json.dumps({"level": level, "msg": msg, "time": _now()}) + "\n"
         return "time=%s level=%s msg=%s\n" % (_quote(_now()), level, _quote(msg))
 
     def log(self, level, msg):

@@ -1,7 +1,8 @@
 """list, ps, pause, resume."""
-import json
 import os
 import sys
+
+from pyoci import jsonio as json
 
 from pyoci.cli.args import Flag, UsageError, parse
 

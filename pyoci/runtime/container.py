@@ -1,7 +1,6 @@
 """A container as the state directory records it: status and the
 operations on an existing container (start, kill, delete, pause)."""
 import os
-import signal
 import time
 
 from pyoci import SPEC_VERSION
@@ -137,7 +136,7 @@ class Container:
         """Kill whatever is left and remove the cgroup and the state."""
         if alive(self.pid, self.state.get("start_time")):
             try:
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(self.pid, 9)  # SIGKILL
             except ProcessLookupError:
                 pass
             self.wait_stopped()

@@ -1,8 +1,9 @@
 """Messages between the runtime and its children during create: one JSON
 object per line over a pipe (close-on-exec, so a successful exec of
 pyoci-init shows up as end-of-file)."""
-import json
 import os
+
+from pyoci import jsonio as json
 
 
 class Channel:
