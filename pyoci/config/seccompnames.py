@@ -9,7 +9,6 @@ pyseccomp, imported then and only then. libseccomp never drops names.
 
     python -m pyoci.config.seccompnames   # rewrite syscalls.json from this host's libseccomp
 """
-import json
 import os
 import sys
 
@@ -28,8 +27,10 @@ _lib = False
 def _table():
     global _known
     if _known is None:
-        with open(TABLE) as f:
-            _known = frozenset(json.load(f)["names"])
+        from pyoci.jsonio import loads
+
+        with open(TABLE, "rb") as f:
+            _known = frozenset(loads(f.read())["names"])
     return _known
 
 
@@ -112,6 +113,8 @@ def _generate():
 
 
 if __name__ == "__main__":
+    import json
+
     data = _generate()
     with open(TABLE, "w") as out:
         json.dump(data, out, indent=0)

@@ -11,13 +11,10 @@ path + reason), in document order; create stops at the first. Two layers:
 Nothing here reads the host beyond os.path checks in the bundle; what the
 host can do is pyoci.config.hostcheck's business (`pyoci validate --host`).
 """
-import re
-
 from pyoci.config.fastschema import check, join, show
 from pyoci.errors import ConfigError
 
 SUPPORTED_MAJOR = 1
-_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?\Z")
 RLIMITS = frozenset(("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE",
                      "RLIMIT_LOCKS", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE",
                      "RLIMIT_NPROC", "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
@@ -49,6 +46,24 @@ def validate(config, bundle=None, systemd_cgroup=None):
     if isinstance(lin, dict):
         c.linux(lin, systemd_cgroup)
     return problems + c.out
+
+
+_DIGITS = frozenset("0123456789")
+_IDCHARS = _DIGITS | frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-")
+
+
+def _semver_major(v):
+    """MAJOR of MAJOR.MINOR.PATCH[-pre][+build] (SemVer 2.0.0's shape), else None."""
+    core, plus, build = v.partition("+")
+    if plus and (not build or not all(c in _IDCHARS for c in build)):
+        return None
+    core, dash, pre = core.partition("-")
+    if dash and (not pre or not all(c in _IDCHARS for c in pre)):
+        return None
+    nums = core.split(".")
+    if len(nums) != 3 or not all(n and all(c in _DIGITS for c in n) for n in nums):
+        return None
+    return int(nums[0])
 
 
 def _d(x):
@@ -87,12 +102,12 @@ class _Checks:
         v = self.config.get("ociVersion")
         if not isinstance(v, str):
             return
-        m = _VERSION.match(v)
-        if not m:
+        major = _semver_major(v)
+        if major is None:
             self.err("ociVersion", "%s is not a semantic version (MAJOR.MINOR.PATCH)" % show(v))
-        elif int(m.group(1)) != SUPPORTED_MAJOR:
-            self.err("ociVersion", "%s: runtime-spec major version %s is not supported "
-                     "(pyoci implements 1.x, up to 1.3.0)" % (show(v), m.group(1)))
+        elif major != SUPPORTED_MAJOR:
+            self.err("ociVersion", "%s: runtime-spec major version %d is not supported "
+                     "(pyoci implements 1.x, up to 1.3.0)" % (show(v), major))
 
     def root(self, bundle):
         root = self.config.get("root")

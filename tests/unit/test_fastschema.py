@@ -103,6 +103,40 @@ def test_create_path_does_not_import_jsonschema():
     assert r.stdout.split() == ["False", "False"]
 
 
+def test_patterns_are_re_search():
+    """fastschema's plain-Python patterns say what re.search says."""
+    import itertools
+    import re
+
+    rng = random.Random(7)
+    for pat, fn in fastschema.PATTERNS.items():
+        alphabet = sorted(set(pat) - set("^$[]*+{}\\") | set("\n0aB-_ ,") | {"RLIMIT_", "CAP_", "MB:"})
+        samples = {"", "\n", "\n\n"}
+        for n in range(1, 4):
+            samples.update("".join(t) for t in itertools.product(alphabet, repeat=n))
+        for _ in range(3000):
+            samples.add("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))))
+        for x in samples:
+            assert fn(x) == bool(re.search(pat, x)), (pat, x)
+
+
+def test_create_path_imports_neither_re_nor_json():
+    """`import re` costs ~5 ms: validating a valid config must not need it
+    (nor json, which imports re), whatever the caller imported before."""
+    code = ("import sys\n"
+            "import pyoci.config, pyoci.jsonio\n"
+            "doc = pyoci.jsonio.loads(open(%r, 'rb').read())\n"
+            "for m in [m for m in sys.modules if m in ('re', 'json') or m.startswith(('re.', 'json.'))]:\n"
+            "    sys.modules[m] = None\n"
+            "from pyoci.config.validate import validate\n"
+            "assert validate(doc) == [], validate(doc)\n"
+            "print('ok')\n")
+    for name in ("valid-linux-full.json", "valid-process-full.json", "valid-base.json"):
+        r = subprocess.run([sys.executable, "-c", code % os.path.join(FIXTURES, "config", name)], cwd=REPO,
+                           capture_output=True, text=True)
+        assert r.stdout == "ok\n", r.stderr
+
+
 def test_per_call_cost():
     """Generous bound (the measured figure is ~0.3 ms for podman's config):
     it catches an accidental slow path, not noise."""
