@@ -30,10 +30,14 @@ def loads(s):
     i = len(s) - len(s.lstrip(_WS))
     try:
         obj, end = _scan(s, i)
-    except StopIteration as e:
-        raise ValueError("Expecting value: char %d" % e.value) from None
-    if s[end:].strip(_WS):
-        raise ValueError("Extra data: char %d" % end)
+        if s[end:].strip(_WS):
+            raise ValueError
+    except (StopIteration, ValueError, SystemError):
+        # Malformed input: let the json module say exactly what is wrong
+        # (its import cost is paid only on this error path).
+        import json
+
+        return json.loads(s)
     return obj
 
 

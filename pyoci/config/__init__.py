@@ -1,7 +1,7 @@
 """Reading a bundle's config.json."""
-import json
 import os
 
+from pyoci import jsonio as json
 from pyoci.errors import PyociError
 
 

@@ -64,7 +64,12 @@ def test_cgroup_placement_every_hierarchy(runtime, make_bundle):
     pid = runtime.state("cg1")["pid"]
     with open("/proc/%d/cgroup" % pid) as f:
         lines = [l.strip().split(":", 2) for l in f]
-    for _, ctrl, path in lines:
+    from pyoci.linux.cgroups import layout
+
+    mounted = {h.key for h in layout()}
+    placed = [(ctrl, path) for _, ctrl, path in lines if ctrl in mounted]
+    assert {c for c, _ in placed} == mounted
+    for ctrl, path in placed:
         assert path.endswith("/cg1"), (ctrl, path)
     # inside, the cgroup namespace makes it the root
     p = subprocess.run(["nsenter", "-t", str(pid), "-C", "-m", "cat", "/proc/self/cgroup"],
