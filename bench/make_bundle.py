@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Make an OCI bundle with a busybox-static rootfs (standard library only).
+"""Make an OCI bundle with a busybox-static rootfs (needs pyoci installed).
 
     python3 bench/make_bundle.py --out DIR [--busybox /bin/busybox] [--] [ARGS...]
 
-The config is the one `runc spec` writes (namespaces pid, network, ipc, uts,
-mount, cgroup; the default mounts, masked and read-only paths and
-capabilities), with terminal false so it runs without a console socket.
+The config is the one `pyoci spec` writes (runc's defaults: namespaces pid,
+network, ipc, uts, mount, cgroup; the default mounts, masked and read-only
+paths and capabilities), with terminal false so it runs without a console
+socket.
 Used by the demo (.ci/demo), the tests and the benchmarks.
 """
 import argparse
@@ -17,48 +18,15 @@ APPLETS = ("sh", "ls", "cat", "echo", "id", "hostname", "sleep", "true", "false"
            "grep", "ip", "ifconfig", "stat", "wc", "head", "touch", "mkdir", "env", "pwd", "readlink",
            "test", "uname", "kill", "dd", "tr")
 
-CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-
 
 def default_config(args):
-    return {
-        "ociVersion": "1.3.0",
-        "process": {
-            "terminal": False,
-            "user": {"uid": 0, "gid": 0},
-            "args": list(args),
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
-            "cwd": "/",
-            "capabilities": {k: list(CAPS) for k in ("bounding", "effective", "permitted")},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": True,
-        },
-        "root": {"path": "rootfs", "readonly": True},
-        "hostname": "pyoci",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-        ],
-        "linux": {
-            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
-            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                            "/proc/scsi"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-        },
-    }
+    """`pyoci spec`'s default config, with terminal false and these args."""
+    from pyoci.config.spec import default_spec
+
+    cfg = default_spec()
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = list(args)
+    return cfg
 
 
 def make(out, args=("sh",), busybox="/bin/busybox", config_changes=None):
