@@ -5,6 +5,7 @@ import sys
 from pyoci import jsonio as json
 
 from pyoci.cli.args import Flag, UsageError, parse
+from pyoci.errors import PyociError
 
 
 def tabwrite(rows, minwidth=12, padding=3):
@@ -76,8 +77,6 @@ def cmd_ps(ctx, args):
     try:
         out = subprocess.run(["ps"] + ps_args, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as e:
-        from pyoci.errors import PyociError
-
         raise PyociError("ps: %s" % e)
     lines = out.splitlines()
     if not lines:
@@ -86,8 +85,6 @@ def cmd_ps(ctx, args):
     try:
         col = header.index("PID")
     except ValueError:
-        from pyoci.errors import PyociError
-
         raise PyociError("ps: no PID column in the output of ps %s" % " ".join(ps_args))
     keep = set(pids)
     sys.stdout.write(lines[0] + "\n")
@@ -102,7 +99,6 @@ def _pause(ctx, args, on):
     _, pos = parse(args, [Flag("--help|-h")])
     if not pos:
         raise UsageError('"%s" requires a container id' % ("pause" if on else "resume"))
-    from pyoci.errors import PyociError
     from pyoci.runtime.container import PAUSED, RUNNING, Container
 
     c = Container.load(ctx.root, pos[0])

@@ -66,6 +66,6 @@ def from_config(caps, path="process.capabilities", warn=None):
         # The kernel raises an ambient capability only if it is permitted
         # and inheritable; runc drops the others too.
         if warn:
-            warn("ambient capabilities not in the permitted and inheritable sets are ignored")  # debug level
+            warn("ambient capabilities not in the permitted and inheritable sets are ignored")
         a &= i & p
     return b, e, i, p, a

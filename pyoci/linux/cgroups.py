@@ -15,14 +15,15 @@ from pyoci.errors import ConfigError, PyociError
 class Hierarchy:
     """One mounted cgroup hierarchy (a v1 controller set, or cgroup2)."""
 
-    __slots__ = ("mountpoint", "root", "version", "controllers", "key")
+    __slots__ = ("mountpoint", "root", "version", "controllers", "key", "own")
 
-    def __init__(self, mountpoint, root, version, controllers, key):
+    def __init__(self, mountpoint, root, version, controllers, key, own="/"):
         self.mountpoint = mountpoint
         self.root = root              # the hierarchy path mounted there
         self.version = version
         self.controllers = controllers
         self.key = key                # "cpu,cpuacct", "name=systemd", "" for v2
+        self.own = own                # this process's cgroup in the hierarchy
 
     @property
     def mount_data(self):
@@ -71,7 +72,7 @@ def layout():
                 key, ver = v1keys[ctrls[0]], 1
             if key in found:
                 continue   # the first mount of a hierarchy wins
-            found[key] = Hierarchy(mountpoint, root, ver, ctrls, key)
+            found[key] = Hierarchy(mountpoint, root, ver, ctrls, key, own.get(key, "/"))
     return list(found.values())
 
 
@@ -107,16 +108,12 @@ class Cgroup:
                               "which needs --systemd-cgroup" % cpath)
         if cpath and (".." in cpath.split("/")):
             raise ConfigError("linux.cgroupsPath", "%r must not contain '..'" % cpath)
-        own = None
         paths = {}
         for h in hierarchies if hierarchies is not None else layout():
             if cpath and cpath.startswith("/"):
                 rel = cpath
             else:
-                if own is None:
-                    own = own_cgroups()
-                base = own.get(h.key, "/")
-                rel = os.path.join(base, cpath or cid)
+                rel = os.path.join(h.own, cpath or cid)
             rel = os.path.normpath(rel)
             # the mount shows the hierarchy from h.root downwards
             if h.root != "/" and (rel == h.root or rel.startswith(h.root + "/")):

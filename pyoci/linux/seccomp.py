@@ -38,7 +38,7 @@ def _action(S, name, errno_ret, path):
 
 def _arch(S, name, path):
     short = name[len("SCMP_ARCH_"):] if name.startswith("SCMP_ARCH_") else name
-    value = getattr(S.Arch, short.replace("MIPSEL64N32", "MIPSEL64N32"), None)
+    value = getattr(S.Arch, short, None)
     if value is None:
         raise ConfigError(path, "unknown seccomp architecture %r" % name)
     return value
