@@ -25,9 +25,54 @@ BUSYBOX = "/bin/busybox"
 PR_SET_CHILD_SUBREAPER = 36
 
 
+# Several test sessions may run on one machine at once (worktrees, helpers,
+# the conformance suite). Each session moves itself into a cgroup of its own
+# in every hierarchy, so containers placed by default (under the caller's
+# cgroup) land in it; tests that give an absolute cgroupsPath put TAG in it.
+# The guard watches only the session's subtree and paths that carry TAG.
+TAG = "pyoci-test-%d" % os.getpid()
+_SESSION_CGROUPS = []   # (hierarchy mountpoint, own path, session dir)
+
+
+def _enter_session_cgroups():
+    from pyoci.linux import cgroups
+
+    for h in cgroups.layout():
+        parent = os.path.join(h.mountpoint, h.own.lstrip("/"))
+        d = os.path.join(parent, TAG)
+        try:
+            os.mkdir(d)
+            if os.path.exists(os.path.join(d, "cpuset.cpus")):
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    with open(os.path.join(parent, f)) as src, open(os.path.join(d, f), "w") as dst:
+                        dst.write(src.read())
+            with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+        except OSError:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+            continue
+        _SESSION_CGROUPS.append((h.mountpoint, parent, d))
+
+
 def pytest_configure(config):
+    os.environ["PYOCI_TEST_TAG"] = TAG
     if os.geteuid() == 0:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        _enter_session_cgroups()
+
+
+def pytest_unconfigure(config):
+    for _, parent, d in reversed(_SESSION_CGROUPS):
+        try:
+            with open(os.path.join(parent, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+            os.rmdir(d)
+        except OSError as e:
+            sys.stderr.write("conftest: cannot remove session cgroup %s: %s\n" % (d, e))
+    _SESSION_CGROUPS.clear()
 
 
 def reap():
@@ -58,7 +103,11 @@ def our_children():
 
 
 def cgroup_dirs():
+    """This session's cgroups: its own subtrees, and any path carrying TAG."""
     out = set()
+    for _, _, d in _SESSION_CGROUPS:
+        for dirpath, _, _ in os.walk(d):
+            out.add(dirpath)
     for ctrl in os.listdir("/sys/fs/cgroup"):
         base = os.path.join("/sys/fs/cgroup", ctrl)
         if not os.path.isdir(base) or os.path.islink(base):
@@ -66,7 +115,8 @@ def cgroup_dirs():
         for dirpath, dirnames, _ in os.walk(base):
             if dirpath.count("/") - base.count("/") >= 3:
                 dirnames[:] = []
-            out.add(dirpath)
+            if TAG in dirpath:
+                out.add(dirpath)
     return out
 
 
