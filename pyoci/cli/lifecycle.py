@@ -25,13 +25,14 @@ def _one_id(pos, usage, n=1):
     return pos[0]
 
 
-def _create_options(opts):
+def _create_options(opts, attached=False):
     from pyoci.runtime.create import CreateOptions
 
     return CreateOptions(bundle=opts["bundle"], pid_file=opts["pid_file"],
                          console_socket=opts["console_socket"], no_pivot=opts["no_pivot"],
                          no_new_keyring=opts["no_new_keyring"],
-                         preserve_fds=int_flag(opts, "preserve_fds", "--preserve-fds"))
+                         preserve_fds=int_flag(opts, "preserve_fds", "--preserve-fds"),
+                         attached=attached)
 
 
 def _help(opts, usage, text, flags):
@@ -179,12 +180,19 @@ def cmd_run(ctx, args):
     from pyoci.linux import sys as lsys
     from pyoci.runtime.create import create
 
+    master = None
     if not opts["detach"]:
         # The init must become our child when its parent exits, to be reaped here.
         lsys.prctl(lsys.PR_SET_CHILD_SUBREAPER, 1)
-    c = create(ctx, cid, _create_options(opts))
+    copts = _create_options(opts, attached=not opts["detach"])
+    c = create(ctx, cid, copts)
     _send_pidfd(opts["pidfd_socket"], c.pid)
     try:
+        if copts.console_peer is not None:
+            from pyoci.linux import terminal
+
+            with copts.console_peer:
+                master = terminal.receive_master(copts.console_peer, timeout=10)
         with c.dir:
             c.start()
     except BaseException:
@@ -202,7 +210,11 @@ def cmd_run(ctx, args):
             pass
 
     for name in FORWARDED:
-        _signal.signal(SIGNALS[name[3:]], forward)
+        if master is None or name != "SIGWINCH":
+            _signal.signal(SIGNALS[name[3:]], forward)
+    if master is not None:
+        terminal.relay(master, c.pid)
+        os.close(master)
     _, status = os.waitpid(c.pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code < 0:

@@ -6,6 +6,7 @@ unix socket, data = a non-empty name, one SCM_RIGHTS carrying the master.
 """
 import fcntl
 import os
+import stat
 import struct
 import termios
 
@@ -27,21 +28,30 @@ def connect(path):
     return s
 
 
+PTY_SLAVE_MAJORS = range(136, 144)   # Unix98 pty slaves
+
+
 def setup(console, size=None):
-    if console is None:
-        raise PyociError("process.terminal is true but no --console-socket was given")
+    """In the container, after pivot_root: allocate the pty from its devpts,
+    make the slave our controlling terminal and stdio, /dev/console a bind
+    of it, and send the master over the console socket."""
     import socket
 
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        console.close()
+        raise PyociError("set up the terminal: /dev/ptmx: %s" % e.strerror)
     try:
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
         n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
-        slave_path = "/dev/pts/%d" % n
-        slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        slave = os.open("/dev/pts/%d" % n, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        st = os.fstat(slave)
+        if not (stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in PTY_SLAVE_MAJORS):
+            raise PyociError("set up the terminal: /dev/pts/%d is not a pty slave" % n)
         if size:
-            fcntl.ioctl(slave, termios.TIOCSWINSZ,
-                        struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
-        _bind_console(slave_path)
+            set_size(slave, size.get("height", 0), size.get("width", 0))
+        _bind_console(slave)
         os.setsid()
         fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
         for fd in (0, 1, 2):
@@ -55,13 +65,142 @@ def setup(console, size=None):
         console.close()
 
 
-def _bind_console(slave_path):
-    """/dev/console in the container is the pty (as runc makes it)."""
+def set_size(fd, rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def get_size(fd):
+    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+    return rows, cols
+
+
+def _bind_console(slave):
+    """/dev/console in the container becomes the pty slave (as runc makes it).
+
+    The bind is made from the verified slave fd onto an O_PATH fd of the
+    target opened without following symlinks: a /dev/console that the image
+    made a symlink (say, to /proc/sys/kernel/core_pattern) is refused rather
+    than followed (CVE-2025-52565)."""
     from pyoci.linux import sys as lsys
 
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        if not os.path.exists("/dev/console"):
-            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-        lsys.mount(slave_path, "/dev/console", None, lsys.MS_BIND)
-    except OSError:
-        pass   # a read-only /dev: the terminal still works through 0/1/2
+        target = os.open("/dev/console", flags)
+    except FileNotFoundError:
+        try:
+            os.close(os.open("/dev/console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o600))
+        except OSError:
+            return   # a read-only /dev: the terminal still works through 0/1/2
+        target = os.open("/dev/console", flags)
+    try:
+        st = os.fstat(target)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+            raise PyociError("/dev/console in the container is not a file or a device (a symlink?): "
+                             "refusing to mount the terminal over it")
+        lsys.mount("/proc/self/fd/%d" % slave, "/proc/self/fd/%d" % target, None, lsys.MS_BIND)
+    finally:
+        os.close(target)
+
+
+def console_socketpair():
+    """For `run` in the foreground: a connected pair standing in for the
+    console socket; pyoci keeps one end and receives the master on it."""
+    import socket
+
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+
+def receive_master(sock, timeout=None):
+    import socket
+
+    sock.settimeout(timeout)
+    _, fds, _, _ = socket.recv_fds(sock, 4096, 1)
+    if not fds:
+        raise PyociError("the container sent no terminal")
+    return fds[0]
+
+
+def relay(master, pid):
+    """Copy our stdin to the pty and the pty to our stdout until `pid` has
+    exited and the pty is drained, as runc does for `run` with a terminal.
+    Our terminal (if stdin is one) is set raw meanwhile and its size follows
+    SIGWINCH."""
+    import select
+    import _signal
+
+    stdin, stdout = 0, 1
+    saved = None
+    if os.isatty(stdin):
+        import tty
+
+        saved = termios.tcgetattr(stdin)
+        tty.setraw(stdin)
+        try:
+            set_size(master, *get_size(stdin))
+        except OSError:
+            pass
+
+        def winch(_sig, _frame):
+            try:
+                set_size(master, *get_size(stdin))
+            except OSError:
+                pass
+
+        _signal.signal(28, winch)   # SIGWINCH
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(master, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    stdin_open = True
+    try:
+        poller.register(stdin, select.POLLIN)
+    except (OSError, ValueError):
+        stdin_open = False
+    exited = False
+    try:
+        while True:
+            try:
+                events = poller.poll(50 if exited else None)
+            except InterruptedError:
+                continue
+            if exited and not events:
+                break
+            for fd, ev in events:
+                if fd == pidfd:
+                    exited = True
+                    poller.unregister(pidfd)
+                elif fd == master:
+                    try:
+                        data = os.read(master, 65536)
+                    except OSError:   # EIO: every slave is closed
+                        data = b""
+                    if not data:
+                        poller.unregister(master)
+                        if exited:
+                            return
+                        continue
+                    _write_all(stdout, data)
+                elif fd == stdin and stdin_open:
+                    data = os.read(stdin, 65536) if ev & (select.POLLIN | select.POLLHUP) else b""
+                    if not data:
+                        poller.unregister(stdin)
+                        stdin_open = False
+                        continue
+                    _write_all(master, data)
+    finally:
+        os.close(pidfd)
+        if saved is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+
+
+def _write_all(fd, data):
+    while data:
+        try:
+            n = os.write(fd, data)
+        except BlockingIOError:
+            import select
+
+            select.select([], [fd], [])
+            continue
+        data = data[n:]

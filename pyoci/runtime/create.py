@@ -30,8 +30,14 @@ from pyoci.runtime.state import StateDir, write_atomic
 
 class CreateOptions:
     def __init__(self, bundle=None, pid_file=None, console_socket=None, no_pivot=False,
-                 no_new_keyring=False, preserve_fds=0):
+                 no_new_keyring=False, preserve_fds=0, attached=False):
         self.bundle = bundle
+        # `attached`: a pyoci process stays to relay the terminal (`run` in
+        # the foreground). With process.terminal and no --console-socket,
+        # create then makes a connected pair that stands in for the console
+        # socket and leaves the caller's end in `console_peer`.
+        self.attached = attached
+        self.console_peer = None
         self.pid_file = pid_file
         self.console_socket = console_socket
         self.no_pivot = no_pivot
@@ -55,6 +61,17 @@ def _rootfs_path(bundle, config):
     return path
 
 
+def _check_terminal(config, opts):
+    """runc's rules, checked before any side effect."""
+    terminal = bool(config["process"].get("terminal"))
+    if terminal and not opts.console_socket and not opts.attached:
+        raise PyociError("process.terminal: cannot allocate tty if pyoci will detach without "
+                         "setting console socket")
+    if not terminal and opts.console_socket:
+        raise PyociError("--console-socket: cannot use console socket if pyoci will not detach "
+                         "or allocate tty")
+
+
 def create(ctx, cid, opts):
     """Returns the Container; raises PyociError with nothing left behind."""
     from pyoci.config.validate import validate
@@ -69,6 +86,7 @@ def create(ctx, cid, opts):
         raise PyociError("systemd not running on this host, cannot use systemd cgroups manager")
     if not config.get("process"):
         raise PyociError("config.json: process: required to create a container")
+    _check_terminal(config, opts)
     rootfs = _rootfs_path(bundle, config)
     ns_plan = namespaces.plan(config)
     hierarchies = cgroups.layout()
@@ -143,10 +161,13 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts):
     join_fds = namespaces.open_join_fds(ns_plan)
     fifo_fd = os.open(sdir.fifo, os.O_PATH | os.O_CLOEXEC)
     console = None
-    if opts.console_socket:
+    if config["process"].get("terminal"):
         from pyoci.linux import terminal
 
-        console = terminal.connect(opts.console_socket)
+        if opts.console_socket:
+            console = terminal.connect(opts.console_socket)
+        else:
+            opts.console_peer, console = terminal.console_socketpair()
     to_child, from_child = sync.Channel(), sync.Channel()
     setup = childmod.Setup(cid=sdir.id, config=config, bundle=bundle, rootfs=rootfs, ns=ns_plan,
                            cgroup_paths=cg.paths, hierarchies=hierarchies, init_fd=init_fd,
