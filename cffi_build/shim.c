@@ -87,3 +87,52 @@ long pyoci_keyctl_join_session(const char *name)
 {
     return syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name, 0, 0, 0);
 }
+
+/* process settings (pyoci/linux/process.py) */
+struct pyoci_sched_attr {
+    uint32_t size, sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime, sched_deadline, sched_period;
+    uint32_t sched_util_min, sched_util_max;
+};
+
+int pyoci_sched_setattr(uint32_t policy, uint64_t flags, int32_t nice, uint32_t priority,
+                        uint64_t runtime, uint64_t deadline, uint64_t period)
+{
+    struct pyoci_sched_attr a = {
+        .size = sizeof(a), .sched_policy = policy, .sched_flags = flags,
+        .sched_nice = nice, .sched_priority = priority, .sched_runtime = runtime,
+        .sched_deadline = deadline, .sched_period = period,
+        .sched_util_min = 0, .sched_util_max = 1024,
+    };
+    return (int)syscall(SYS_sched_setattr, 0, &a, 0);
+}
+
+int pyoci_ioprio_set(int which, int who, int ioprio)
+{
+    return (int)syscall(SYS_ioprio_set, which, who, ioprio);
+}
+
+long pyoci_personality(unsigned long persona) { return syscall(SYS_personality, persona); }
+
+int pyoci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode)
+{
+    return (int)syscall(SYS_set_mempolicy, mode, nodemask, maxnode);
+}
+
+int pyoci_fsopen(const char *fsname, unsigned int flags)
+{
+    return (int)syscall(SYS_fsopen, fsname, flags);
+}
+
+int pyoci_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux)
+{
+    return (int)syscall(SYS_fsconfig, fd, cmd, key, value, aux);
+}
+
+int pyoci_fsmount(int fd, unsigned int flags, unsigned int attr_flags)
+{
+    return (int)syscall(SYS_fsmount, fd, flags, attr_flags);
+}

@@ -25,3 +25,11 @@ int pyoci_setdomainname(const char *name, size_t len);
 int pyoci_close_range(unsigned int first, unsigned int last, int flags);
 long pyoci_fstatfs_type(int fd);
 long pyoci_keyctl_join_session(const char *name);
+int pyoci_sched_setattr(uint32_t policy, uint64_t flags, int32_t nice, uint32_t priority,
+                        uint64_t runtime, uint64_t deadline, uint64_t period);
+int pyoci_ioprio_set(int which, int who, int ioprio);
+long pyoci_personality(unsigned long persona);
+int pyoci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
+int pyoci_fsopen(const char *fsname, unsigned int flags);
+int pyoci_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux);
+int pyoci_fsmount(int fd, unsigned int flags, unsigned int attr_flags);

@@ -16,7 +16,7 @@ BUILD = {
     "idmap": False,         # mounts[].uidMappings/gidMappings (idmapped mounts)
     "netDevices": False,    # linux.netDevices
     "intelRdt": False,      # linux.intelRdt
-    "memoryPolicy": False,  # linux.memoryPolicy
+    "memoryPolicy": True,   # linux.memoryPolicy
     "seccompNotify": False,  # SCMP_ACT_NOTIFY and the seccomp listener
 }
 

@@ -96,3 +96,21 @@ def same_as_host(t, pid="self"):
         return os.stat("/proc/%s/ns/%s" % (pid, PROC_NAMES[t])) == os.stat("/proc/1/ns/%s" % PROC_NAMES[t])
     except OSError:
         return False
+
+
+def set_time_offsets(offsets):
+    """linux.timeOffsets, written to /proc/self/timens_offsets between
+    unshare(CLONE_NEWTIME) and the first process that enters the new
+    namespace (the caller's next child)."""
+    from pyoci.linux import procfs
+
+    lines = []
+    for clock in ("monotonic", "boottime"):
+        o = (offsets or {}).get(clock)
+        if o:
+            lines.append("%s %d %d\n" % (clock, o.get("secs", 0), o.get("nanosecs", 0)))
+    for line in lines:
+        try:
+            procfs.write("/proc/self/timens_offsets", line)
+        except OSError as e:
+            raise PyociError("linux.timeOffsets.%s: %s" % (line.split()[0], e.strerror))

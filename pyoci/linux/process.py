@@ -1,5 +1,19 @@
 """The container process's own settings that Python applies before it
-becomes pyoci-init: rlimits, the program's path, HOME, cwd."""
+becomes pyoci-init: rlimits, the program's path, HOME, cwd, and the
+scheduling settings (process.scheduler, process.ioPriority,
+process.execCPUAffinity, linux.personality, linux.memoryPolicy).
+
+Every setting here survives execve, so applying it in the runtime's last
+Python step reaches the user's program; each function takes the `process`
+(or `linux`) object so that `exec` can reuse it. They run while the
+process still has all of the runtime's capabilities (SCHED_FIFO, a raised
+rlimit or IOPRIO_CLASS_RT need CAP_SYS_NICE / CAP_SYS_RESOURCE / CAP_SYS_ADMIN),
+before pyoci-init drops them.
+
+`parse_*` functions validate and convert, and raise ConfigError naming
+the field: create calls them in the parent, before anything is built, so
+bad input leaves nothing behind.
+"""
 import os
 import stat
 
@@ -102,3 +116,183 @@ def enter_cwd(cwd):
         raise PyociError("process.cwd %s: %s" % (cwd, e.strerror))
     if not os.getcwd().startswith("/"):
         raise PyociError("process.cwd %s: outside the container's root" % cwd)
+
+
+# -- scheduling ---------------------------------------------------------------
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
+                  "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SCHED_FLAG_DL_OVERRUN": 0x04,
+               "SCHED_FLAG_KEEP_POLICY": 0x08, "SCHED_FLAG_KEEP_PARAMS": 0x10,
+               "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20, "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+PERSONALITY_FLAGS = {"UNAME26": 0x0020000, "ADDR_NO_RANDOMIZE": 0x0040000, "FDPIC_FUNCPTRS": 0x0080000,
+                     "MMAP_PAGE_ZERO": 0x0100000, "ADDR_COMPAT_LAYOUT": 0x0200000,
+                     "READ_IMPLIES_EXEC": 0x0400000, "ADDR_LIMIT_32BIT": 0x0800000,
+                     "SHORT_INODE": 0x1000000, "WHOLE_SECONDS": 0x2000000, "STICKY_TIMEOUTS": 0x4000000,
+                     "ADDR_LIMIT_3GB": 0x8000000}
+MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3, "MPOL_LOCAL": 4,
+              "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+MPOL_FLAGS = {"MPOL_F_STATIC_NODES": 1 << 15, "MPOL_F_RELATIVE_NODES": 1 << 14, "MPOL_F_NUMA_BALANCING": 1 << 13}
+
+
+def parse_list(text, path, what="CPU"):
+    """A kernel list ("0-3,5,7-8") as a sorted list of numbers."""
+    out = set()
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(path, "an empty %s list" % what)
+    for part in text.split(","):
+        part = part.strip()
+        lo, dash, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if dash else a
+        except ValueError:
+            raise ConfigError(path, "%r is not a %s list (e.g. \"0-3,5\")" % (text, what))
+        if a < 0 or b < a or b >= 1 << 16:
+            raise ConfigError(path, "%r: bad range %r" % (text, part))
+        out.update(range(a, b + 1))
+    return sorted(out)
+
+
+def parse_scheduler(sched, path="process.scheduler"):
+    """(policy, flags, nice, priority, runtime, deadline, period) or None."""
+    if not sched:
+        return None
+    policy = SCHED_POLICIES.get(sched.get("policy"))
+    if policy is None:
+        raise ConfigError(path + ".policy", "unknown scheduling policy %r" % (sched.get("policy"),))
+    flags = 0
+    for i, f in enumerate(sched.get("flags") or ()):
+        if f not in SCHED_FLAGS:
+            raise ConfigError("%s.flags[%d]" % (path, i), "unknown scheduler flag %r" % (f,))
+        flags |= SCHED_FLAGS[f]
+    nice, prio = sched.get("nice", 0), sched.get("priority", 0)
+    if not -20 <= nice <= 19:
+        raise ConfigError(path + ".nice", "%d is out of range (-20 to 19)" % nice)
+    if policy in (1, 2):
+        if not 1 <= prio <= 99:
+            raise ConfigError(path + ".priority", "SCHED_FIFO and SCHED_RR need a priority from 1 to 99")
+    elif prio:
+        raise ConfigError(path + ".priority", "only SCHED_FIFO and SCHED_RR take a priority")
+    rt, dl, per = sched.get("runtime", 0), sched.get("deadline", 0), sched.get("period", 0)
+    if policy == 6 and not (rt and dl):
+        raise ConfigError(path, "SCHED_DEADLINE needs runtime and deadline")
+    if policy != 6 and (rt or dl or per):
+        raise ConfigError(path, "runtime, deadline and period are for SCHED_DEADLINE only")
+    return (policy, flags, nice, prio, rt, dl, per)
+
+
+def parse_ioprio(io, path="process.ioPriority"):
+    if not io:
+        return None
+    cls = IOPRIO_CLASSES.get(io.get("class"))
+    if cls is None:
+        raise ConfigError(path + ".class", "unknown I/O priority class %r" % (io.get("class"),))
+    prio = io.get("priority", 0)
+    if not 0 <= prio <= 7:
+        raise ConfigError(path + ".priority", "%d is out of range (0 to 7)" % prio)
+    return (cls << 13) | prio
+
+
+def parse_personality(pers, path="linux.personality"):
+    if not pers:
+        return None
+    dom = pers.get("domain", "LINUX")
+    if dom not in PERSONALITY_DOMAINS:
+        raise ConfigError(path + ".domain", "unknown personality domain %r" % (dom,))
+    value = PERSONALITY_DOMAINS[dom]
+    for i, f in enumerate(pers.get("flags") or ()):
+        if f not in PERSONALITY_FLAGS:
+            raise ConfigError("%s.flags[%d]" % (path, i), "unknown personality flag %r" % (f,))
+        value |= PERSONALITY_FLAGS[f]
+    return value
+
+
+def parse_affinity(aff, path="process.execCPUAffinity"):
+    """(initial cpus or None, final cpus or None)."""
+    if not aff:
+        return None, None
+    return tuple(parse_list(aff[k], "%s.%s" % (path, k)) if aff.get(k) else None
+                 for k in ("initial", "final"))
+
+
+def parse_mempolicy(mp, path="linux.memoryPolicy"):
+    """(mode with flags, set of nodes) or None."""
+    if not mp:
+        return None
+    mode = MPOL_MODES.get(mp.get("mode"))
+    if mode is None:
+        raise ConfigError(path + ".mode", "unknown memory policy mode %r" % (mp.get("mode"),))
+    nodes = mp.get("nodes") or ""
+    if mode in (0, 4):
+        if nodes:
+            raise ConfigError(path + ".nodes", "%s takes no nodes" % mp["mode"])
+        node_list = []
+    else:
+        node_list = parse_list(nodes, path + ".nodes", "node") if nodes else []
+        if not node_list and mode != 1:
+            raise ConfigError(path + ".nodes", "%s needs nodes" % mp["mode"])
+    flags = 0
+    for i, f in enumerate(mp.get("flags") or ()):
+        if f not in MPOL_FLAGS:
+            raise ConfigError("%s.flags[%d]" % (path, i), "unknown memory policy flag %r" % (f,))
+        flags |= MPOL_FLAGS[f]
+    if flags & MPOL_FLAGS["MPOL_F_STATIC_NODES"] and flags & MPOL_FLAGS["MPOL_F_RELATIVE_NODES"]:
+        raise ConfigError(path + ".flags", "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other")
+    return (mode | flags, node_list)
+
+
+class Settings:
+    """The parsed scheduling settings of one process (create or exec)."""
+
+    def __init__(self, process, linux):
+        process, linux = process or {}, linux or {}
+        self.scheduler = parse_scheduler(process.get("scheduler"))
+        self.ioprio = parse_ioprio(process.get("ioPriority"))
+        self.initial_cpus, self.final_cpus = parse_affinity(process.get("execCPUAffinity"))
+        self.personality = parse_personality(linux.get("personality"))
+        self.mempolicy = parse_mempolicy(linux.get("memoryPolicy"))
+
+    def apply_initial(self):
+        """As soon as the process is in the container's cgroup."""
+        if self.initial_cpus is not None:
+            _affinity(self.initial_cpus, "process.execCPUAffinity.initial")
+
+    def apply(self):
+        """The runtime's last Python step before pyoci-init."""
+        from pyoci.linux import sys as lsys
+
+        if self.scheduler is not None:
+            try:
+                lsys.sched_setattr(*self.scheduler)
+            except OSError as e:
+                why = os.strerror(e.errno)
+                if e.errno == 1 and self.scheduler[0] in (1, 2, 6):
+                    why += (" (a real-time policy needs real-time runtime in the container's cpu cgroup: "
+                            "linux.resources.cpu.realtimeRuntime, on a host with cpu.rt_runtime_us)")
+                raise PyociError("process.scheduler: sched_setattr: %s" % why)
+        if self.ioprio is not None:
+            try:
+                lsys.ioprio_set(self.ioprio)
+            except OSError as e:
+                raise PyociError("process.ioPriority: ioprio_set: %s" % os.strerror(e.errno))
+        if self.mempolicy is not None:
+            try:
+                lsys.set_mempolicy(*self.mempolicy)
+            except OSError as e:
+                raise PyociError("linux.memoryPolicy: set_mempolicy: %s" % os.strerror(e.errno))
+        if self.personality is not None:
+            try:
+                lsys.personality(self.personality)
+            except OSError as e:
+                raise PyociError("linux.personality: %s" % os.strerror(e.errno))
+        if self.final_cpus is not None:
+            _affinity(self.final_cpus, "process.execCPUAffinity.final")
+
+
+def _affinity(cpus, path):
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError as e:
+        raise PyociError("%s: sched_setaffinity %s: %s" % (path, ",".join(map(str, cpus)), os.strerror(e.errno)))

@@ -174,3 +174,50 @@ def fstatfs_type(fd):
 def keyctl_join_session(name):
     lib = _lib or _load()
     return _check(lib.pyoci_keyctl_join_session(_b(name)), "keyctl join session keyring")
+
+
+def sched_setattr(policy, flags=0, nice=0, priority=0, runtime=0, deadline=0, period=0):
+    lib = _lib or _load()
+    _check(lib.pyoci_sched_setattr(policy, flags, nice, priority, runtime, deadline, period), "sched_setattr")
+
+
+def ioprio_set(ioprio):
+    lib = _lib or _load()
+    _check(lib.pyoci_ioprio_set(1, 0, ioprio), "ioprio_set")   # IOPRIO_WHO_PROCESS, self
+
+
+def personality(persona):
+    """Sets the persona (0xffffffff only queries); returns the previous one."""
+    lib = _lib or _load()
+    return _check(lib.pyoci_personality(persona), "personality")
+
+
+def set_mempolicy(mode, nodes):
+    """mode includes the MPOL_F_* flags; nodes: a set of node numbers."""
+    lib = _lib or _load()
+    if nodes:
+        words = max(nodes) // 64 + 1
+        mask = _ffi.new("unsigned long[]", words)
+        for n in nodes:
+            mask[n // 64] |= 1 << (n % 64)
+        ret = lib.pyoci_set_mempolicy(mode, mask, words * 64 + 1)
+    else:
+        ret = lib.pyoci_set_mempolicy(mode, _ffi.NULL, 0)
+    _check(ret, "set_mempolicy")
+
+
+FSOPEN_CLOEXEC = 1
+FSCONFIG_CMD_CREATE = 6
+FSMOUNT_CLOEXEC = 1
+
+
+def fresh_mount(fstype, attrs=0):
+    """A new, detached instance of a filesystem (fsopen + fsmount): an fd to
+    its root that no path of any mount namespace reaches."""
+    lib = _lib or _load()
+    fs = _check(lib.pyoci_fsopen(_b(fstype), FSOPEN_CLOEXEC), "fsopen", fstype)
+    try:
+        _check(lib.pyoci_fsconfig(fs, FSCONFIG_CMD_CREATE, _ffi.NULL, _ffi.NULL, 0), "fsconfig", fstype)
+        return _check(lib.pyoci_fsmount(fs, FSMOUNT_CLOEXEC, attrs), "fsmount", fstype)
+    finally:
+        os.close(fs)

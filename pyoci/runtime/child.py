@@ -42,6 +42,8 @@ def stage1(setup, join_fds, to_child, from_child):
         flags = setup.ns.unshare_flags & ~lsys.CLONE_NEWCGROUP
         if flags:
             lsys.unshare(flags)
+        if "time" in setup.ns.new:
+            namespaces.set_time_offsets((setup.config.get("linux") or {}).get("timeOffsets"))
         pid = os.fork()
         if pid == 0:
             stage2(setup, to_child, from_child)
@@ -107,6 +109,7 @@ def build(setup, chan):
     linux = config.get("linux") or {}
     proc = config["process"]
     os.umask(0)
+    setup.settings.apply_initial()
     if "cgroup" in ns.new:
         lsys.unshare(lsys.CLONE_NEWCGROUP)
     rootfs = None
@@ -147,6 +150,7 @@ def build(setup, chan):
 
         keyring.join_session(config.get("hostname") or "", setup.cid)
 
+    setup.settings.apply()
     plan = Plan()
     plan.program(exe, args, env)
     plan.user(uid, gid)

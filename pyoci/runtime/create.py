@@ -89,6 +89,7 @@ def create(ctx, cid, opts):
     _check_terminal(config, opts)
     rootfs = _rootfs_path(bundle, config)
     ns_plan = namespaces.plan(config)
+    settings = _process_settings(config)
     hierarchies = cgroups.layout()
     cg = cgroups.Cgroup.plan(config, cid, hierarchies)
 
@@ -97,7 +98,7 @@ def create(ctx, cid, opts):
     try:
         os.mkfifo(sdir.fifo, 0o622)
         cg.create()
-        child = _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts)
+        child = _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, settings)
         state = {
             "id": cid,
             "pid": child.pid,
@@ -145,7 +146,19 @@ class Child:
             time.sleep(0.001)
 
 
-def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts):
+def _process_settings(config):
+    """The process settings parsed and checked against the host before
+    anything is built (pyoci.linux.process)."""
+    from pyoci.linux import process
+
+    linux = config.get("linux") or {}
+    if linux.get("intelRdt") is not None:
+        raise PyociError("linux.intelRdt: Intel RDT is not supported by this pyoci build "
+                         "(and needs a resctrl filesystem mounted at /sys/fs/resctrl)")
+    return process.Settings(config["process"], linux)
+
+
+def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, settings):
     from pyoci.linux import executable, namespaces
     from pyoci.linux import sys as lsys
     from pyoci.runtime import child as childmod
@@ -172,7 +185,7 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts):
     setup = childmod.Setup(cid=sdir.id, config=config, bundle=bundle, rootfs=rootfs, ns=ns_plan,
                            cgroup_paths=cg.paths, hierarchies=hierarchies, init_fd=init_fd,
                            fifo_fd=fifo_fd, console=console, opts=opts, log=ctx.log,
-                           seccomp=seccomp)
+                           seccomp=seccomp, settings=settings)
     c1 = os.fork()
     if c1 == 0:
         childmod.stage1(setup, join_fds, to_child, from_child)   # never returns
