@@ -98,6 +98,8 @@ def create(ctx, cid, opts):
     try:
         os.mkfifo(sdir.fifo, 0o622)
         cg.create()
+        lin = config.get("linux") or {}
+        cg.apply(lin.get("resources") or {}, warn=ctx.log.warning, config_devices=lin.get("devices") or ())
         child = _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, settings)
         state = {
             "id": cid,

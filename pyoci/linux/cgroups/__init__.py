@@ -147,6 +147,118 @@ class Cgroup:
             except OSError as e:
                 raise PyociError("join cgroup %s: %s" % (d, e.strerror))
 
+    # -- resources -----------------------------------------------------
+    def version(self):
+        """1 when the controllers live on v1 hierarchies (legacy and hybrid
+        hosts, as runc decides), 2 on a unified host."""
+        return 1 if any(k and not k.startswith("name=") for k in self.paths) else 2
+
+    def dir_for(self, ctrl):
+        """The directory holding controller ctrl's files ("" = v2 core)."""
+        if self.version() == 1:
+            for key, d in self.paths.items():
+                if key and ctrl in key.split(","):
+                    return d
+            return None
+        d = self.paths.get("")
+        if d is None or not ctrl:
+            return d
+        try:
+            with open(os.path.join(d, "cgroup.controllers")) as f:
+                return d if ctrl in f.read().split() else None
+        except OSError:
+            return None
+
+    def apply(self, res, warn=None, config_devices=(), devices=True, restore=False):
+        """Write linux.resources to the cgroup files. A failure is a
+        ConfigError naming the field; with restore=True (update) the files
+        already written get their old values back first."""
+        from pyoci.linux.cgroups import resources as R
+
+        saved = [] if restore else None
+        try:
+            for w in R.plan(res, self.version(), warn):
+                if isinstance(w, R.MemoryPair):
+                    d = self.dir_for("memory")
+                    cur = _read_int(os.path.join(d, "memory.limit_in_bytes")) if d else 0
+                    for x in w.ordered(cur if cur is not None else 0):
+                        self._write(x, saved)
+                else:
+                    self._write(w, saved)
+            if devices:
+                self.apply_devices(res, config_devices)
+        except BaseException:
+            for path, old in reversed(saved or ()):
+                try:
+                    _write_file(path, old)
+                except OSError:
+                    pass
+            raise
+
+    def _write(self, w, saved):
+        d = self.dir_for(w.ctrl)
+        if d is None:
+            if w.noop:
+                return
+            raise ConfigError(w.field, "the %s cgroup controller is not available on this host%s" % (
+                w.ctrl or "cgroup2", "" if self.version() == 1 else " (not enabled in cgroup.controllers)"))
+        files = w.file if isinstance(w.file, tuple) else (w.file,)
+        values = w.value if isinstance(w.value, tuple) else (w.value,) * len(files)
+        for name, val in zip(files, values):
+            path = os.path.join(d, name)
+            if callable(val):
+                val = val(d)
+            if w.check is not None:
+                msg = w.check(d)
+                if msg:
+                    raise ConfigError(w.field, msg)
+            old = None
+            if saved is not None:
+                try:
+                    with open(path) as f:
+                        old = f.read()
+                except OSError:
+                    pass
+            try:
+                _write_file(path, val)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise ConfigError(w.field, "cannot write %r to %s: %s" % (val, name, e.strerror))
+            if old is not None and old.count("\n") <= 1 and old.strip():
+                saved.append((path, old.strip()))
+            return
+        if not w.noop:
+            raise ConfigError(w.field, "this host cannot apply it: the %s cgroup has no %s" % (
+                w.ctrl or "v2", " or ".join(files)))
+
+    def apply_devices(self, res, config_devices=()):
+        """The device rules (resources.device_rules): v1 devices.allow and
+        devices.deny in order; v2 an eBPF program attached to the cgroup."""
+        from pyoci.linux.cgroups import resources as R
+
+        rules = R.device_rules(res, config_devices)
+        if self.version() == 1:
+            d = self.dir_for("devices")
+            if d is None:
+                raise ConfigError(R.R + ".devices", "the devices cgroup controller is not available on this host")
+            for rule in rules:
+                line = R.v1_device_line(rule)
+                try:
+                    _write_file(os.path.join(d, "devices.allow" if rule[0] else "devices.deny"), line)
+                except OSError as e:
+                    raise ConfigError(rule[5], "cannot apply device rule %r: %s" % (line, e.strerror))
+            return
+        d = self.paths.get("")
+        if d is None:
+            raise ConfigError(R.R + ".devices", "no cgroup v2 hierarchy to attach a device filter to")
+        from pyoci.linux.cgroups import bpf
+
+        try:
+            bpf.attach_device_filter(d, rules)
+        except OSError as e:
+            raise ConfigError(R.R + ".devices", "cannot attach the eBPF device filter: %s" % e.strerror)
+
     # -- queries -------------------------------------------------------
     def _any(self, prefer=("freezer", "pids", "memory", "")):
         for k in prefer:
@@ -244,6 +356,28 @@ class Cgroup:
                         pass
         except OSError:
             pass
+
+
+def _write_file(path, value):
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode() if isinstance(value, str) else value)
+    finally:
+        os.close(fd)
+
+
+def _read_int(path):
+    try:
+        with open(path) as f:
+            s = f.read().strip()
+    except OSError:
+        return None
+    if s == "max":
+        return 1 << 62
+    try:
+        return int(s)
+    except ValueError:
+        return None
 
 
 def _has_subdirs(d):

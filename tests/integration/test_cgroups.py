@@ -1,0 +1,198 @@
+"""linux.resources on create: the cgroup files outside, the effect inside,
+and the errors (naming the field, nothing left behind)."""
+import os
+import time
+
+import pytest
+
+from pyoci.linux.cgroups import layout
+
+
+def cg_dir(pid, ctrl):
+    """Host directory of pid's cgroup for a v1 controller ("" = cgroup2)."""
+    with open("/proc/%d/cgroup" % pid) as f:
+        own = {k: p for _, k, p in (l.rstrip("\n").split(":", 2) for l in f)}
+    for h in layout():
+        if (ctrl == "" and h.version == 2) or (h.version == 1 and ctrl in h.controllers):
+            return os.path.join(h.mountpoint, own[h.key].lstrip("/"))
+    raise LookupError(ctrl)
+
+
+def read(d, name):
+    with open(os.path.join(d, name)) as f:
+        return f.read().strip()
+
+
+def res_changes(res, **extra):
+    def change(c):
+        c["linux"]["resources"].update(res)
+        for k, v in extra.items():
+            c["linux"][k] = v
+    return change
+
+
+def start_sleeping(runtime, make_bundle, cid, res, args=("sleep", "100"), **extra):
+    b = make_bundle(list(args), res_changes(res, **extra))
+    runtime.cmd("run", "-d", "-b", b, cid, check=True)
+    return runtime.state(cid)["pid"]
+
+
+def exec_in(pid, script):
+    """Run a shell command in the container's namespaces and cgroup."""
+    import subprocess
+
+    dirs = [os.path.join(h.mountpoint, p.lstrip("/")) for h, p in _own(pid)]
+
+    def join():
+        for d in dirs:
+            with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                f.write("0")
+
+    return subprocess.run(["nsenter", "-t", str(pid), "-a", "-F", "--", "/bin/sh", "-c", script],
+                          capture_output=True, text=True, timeout=30, preexec_fn=join)
+
+
+def _own(pid):
+    with open("/proc/%d/cgroup" % pid) as f:
+        own = {k: p for _, k, p in (l.rstrip("\n").split(":", 2) for l in f)}
+    return [(h, own[h.key]) for h in layout() if h.key in own]
+
+
+def test_memory_cpu_pids_files_outside_and_inside(runtime, make_bundle):
+    res = {"memory": {"limit": 64 << 20, "swap": 96 << 20, "reservation": 32 << 20, "swappiness": 7,
+                      "disableOOMKiller": False},
+           "cpu": {"shares": 512, "quota": 20000, "period": 100000, "cpus": "0", "mems": "0"},
+           "pids": {"limit": 17}}
+    b = make_bundle(["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max "
+                     "/sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpuset/cpuset.cpus"],
+                    res_changes(res))
+    p = runtime.cmd("run", "-b", b, "res1")
+    assert p.returncode == 0, p.stderr
+    # inside, the container's own cgroup is the root of each hierarchy
+    assert p.stdout.split() == [str(64 << 20), "17", "20000", "0"]
+    pid = start_sleeping(runtime, make_bundle, "res2", res)
+    m = cg_dir(pid, "memory")
+    assert read(m, "memory.limit_in_bytes") == str(64 << 20)
+    assert read(m, "memory.memsw.limit_in_bytes") == str(96 << 20)
+    assert read(m, "memory.soft_limit_in_bytes") == str(32 << 20)
+    assert read(m, "memory.swappiness") == "7"
+    c = cg_dir(pid, "cpu")
+    assert (read(c, "cpu.shares"), read(c, "cpu.cfs_quota_us"), read(c, "cpu.cfs_period_us")) == \
+        ("512", "20000", "100000")
+    assert read(cg_dir(pid, "cpuset"), "cpuset.cpus") == "0"
+    assert read(cg_dir(pid, "pids"), "pids.max") == "17"
+    runtime.cmd("delete", "-f", "res2", check=True)
+    assert not os.path.exists(m)
+
+
+def test_pids_limit_stops_forks_inside(runtime, make_bundle):
+    b = make_bundle(["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 5 & done 2>&1; echo forked; kill $(jobs -p) 2>/dev/null"],
+                    res_changes({"pids": {"limit": 4}}))
+    p = runtime.cmd("run", "-b", b, "pids1")
+    out = p.stdout + p.stderr
+    assert "can't fork" in out or "Resource temporarily unavailable" in out, out
+
+
+def test_memory_limit_oom_kills_inside(runtime, make_bundle):
+    # dd's 64 MiB buffer cannot fit in 16 MiB (swap limited as well)
+    b = make_bundle(["sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo status=$?"],
+                    res_changes({"memory": {"limit": 16 << 20, "swap": 16 << 20}}))
+    p = runtime.cmd("run", "-b", b, "oom1")
+    assert "status=137" in p.stdout, (p.stdout, p.stderr)
+    b = make_bundle(["sh", "-c", "dd if=/dev/zero of=/dev/null bs=4M count=1 2>/dev/null; echo status=$?"],
+                    res_changes({"memory": {"limit": 16 << 20, "swap": 16 << 20}}))
+    assert "status=0" in runtime.cmd("run", "-b", b, "oom2").stdout
+
+
+def test_devices_rules_in_order_and_enforced(runtime, make_bundle):
+    rules = [{"allow": False, "access": "rwm"},
+             {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+             {"allow": False, "type": "c", "major": 1, "minor": 5, "access": "w"},
+             {"allow": True, "type": "b", "major": 8, "minor": 20, "access": "r"}]
+    pid = start_sleeping(runtime, make_bundle, "dev1", {"devices": rules})
+    lines = read(cg_dir(pid, "devices"), "devices.list").splitlines()
+    assert lines[:2] == ["c 10:229 rwm", "b 8:20 r"]
+    assert "c 1:3 rwm" in lines and "c 136:* rwm" in lines
+    # /dev/zero: the write was denied by the spec, reading stays allowed
+    r = exec_in(pid, "head -c1 /dev/zero | wc -c; echo x > /dev/zero; echo w=$?; echo x > /dev/null; echo n=$?")
+    assert r.stdout.split()[0] == "1", r
+    assert "w=1" in r.stdout and "n=0" in r.stdout, r
+    assert "Operation not permitted" in r.stderr
+    runtime.cmd("delete", "-f", "dev1", check=True)
+
+
+def test_linux_devices_are_allowed(runtime, make_bundle):
+    dev = {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666}
+    pid = start_sleeping(runtime, make_bundle, "dev2", {}, devices=[dev])
+    assert "c 10:229 rwm" in read(cg_dir(pid, "devices"), "devices.list").splitlines()
+    runtime.cmd("delete", "-f", "dev2", check=True)
+
+
+@pytest.mark.parametrize("res,field", [
+    ({"memory": {"limit": -5}}, "linux.resources.memory.limit"),
+    ({"memory": {"limit": 1 << 20, "swap": 1 << 19}}, "linux.resources.memory.swap"),
+    ({"memory": {"swappiness": 101}}, "linux.resources.memory.swappiness"),
+    ({"cpu": {"cpus": "0-4096"}}, "linux.resources.cpu.cpus"),
+    ({"cpu": {"cpus": "zero"}}, "linux.resources.cpu.cpus"),
+    ({"cpu": {"shares": 1}}, "linux.resources.cpu.shares"),
+    ({"cpu": {"quota": 5}}, "linux.resources.cpu.quota"),
+    ({"hugepageLimits": [{"pageSize": "3MB", "limit": 1 << 30}]}, "linux.resources.hugepageLimits[0].pageSize"),
+    ({"unified": {"memory.max": "1G"}}, "linux.resources.unified"),
+    ({"network": {"classID": 5}}, "linux.resources.network.classID"),
+    ({"devices": [{"allow": True, "type": "x", "access": "r"}]}, "linux.resources.devices[0].type"),
+    ({"devices": [{"allow": True, "type": "c", "access": "rwx"}]}, "linux.resources.devices[0].access"),
+])
+def test_bad_resources_name_the_field_and_leave_nothing(runtime, make_bundle, res, field):
+    b = make_bundle(["true"], res_changes(res))
+    p = runtime.cmd("create", "-b", b, "bad1")
+    assert p.returncode == 1
+    assert field in p.stderr, p.stderr
+    assert runtime.ids() == []
+
+
+def test_defaults_and_unlimited_are_skipped(runtime, make_bundle):
+    res = {"memory": {"limit": -1, "swap": -1, "reservation": 0}, "cpu": {"shares": 0, "quota": -1, "cpus": ""},
+           "pids": {"limit": 0}, "blockIO": {}, "hugepageLimits": [], "network": {}, "unified": {}}
+    b = make_bundle(["true"], res_changes(res))
+    p = runtime.cmd("run", "-b", b, "def1")
+    assert p.returncode == 0, p.stderr
+
+
+def test_delete_after_kill9_removes_cgroups(runtime, make_bundle):
+    pid = start_sleeping(runtime, make_bundle, "k9", {"pids": {"limit": 10}})
+    dirs = [cg_dir(pid, c) for c in ("memory", "pids", "cpu", "")]
+    os.kill(pid, 9)
+    for _ in range(500):
+        if runtime.state("k9")["status"] == "stopped":
+            break
+        time.sleep(0.01)
+    runtime.cmd("delete", "k9", check=True)
+    assert [d for d in dirs if os.path.exists(d)] == []
+
+
+def test_v2_device_filter_on_the_cgroup2_mount(host_guard, tmp_path):
+    """The eBPF device filter, loaded and attached for real to a cgroup on
+    this host's cgroup2 mount (no controllers needed), with a process in it."""
+    import subprocess
+
+    from conftest import TAG
+    from pyoci.linux.cgroups import Cgroup
+
+    v2 = [h for h in layout() if h.version == 2]
+    if not v2:
+        pytest.skip("no cgroup2 mount")
+    d = os.path.join(v2[0].mountpoint, TAG + "-bpf")
+    cg = Cgroup({"": d})
+    cg.create()
+    try:
+        cg.apply_devices({"devices": [{"allow": False, "access": "rwm"},
+                                      {"allow": False, "type": "c", "major": 1, "minor": 5, "access": "w"}]})
+        script = ("echo $$ > %s/cgroup.procs; echo x > /dev/null && echo null-ok; "
+                  "head -c1 /dev/zero >/dev/null && echo zero-read-ok; echo y > /dev/zero || echo zero-write-denied; "
+                  "head -c1 /dev/sda >/dev/null 2>&1; echo sda=$?" % d)
+        p = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
+        assert p.stdout.split() == ["null-ok", "zero-read-ok", "zero-write-denied", "sda=1"], p
+        assert "Operation not permitted" in p.stderr
+    finally:
+        cg.destroy()
+    assert not os.path.exists(d)
