@@ -20,6 +20,9 @@
  *      procfs);
  *   8. umask, close every fd >= 3 + preserved fds;
  *   9. seccomp, when no_new_privileges is on (as late as possible);
+ *      with SCMP_ACT_NOTIFY rules, the filter is loaded with a listener whose
+ *      fd goes, with the container process state, over the socket the
+ *      runtime connected to listenerPath (see pyoci/linux/seccomp.py);
  *  10. execve of the resolved program.
  *
  * Usage: pyoci-init PLAN_FD. PLAN_FD holds records: a one-byte tag, a
@@ -39,6 +42,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -46,6 +50,12 @@
 #define PR_CAP_AMBIENT 47
 #define PR_CAP_AMBIENT_RAISE 2
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+#endif
+#ifndef SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+#define SECCOMP_FILTER_FLAG_TSYNC_ESRCH (1UL << 4)
 #endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
@@ -69,6 +79,9 @@ struct plan {
     const unsigned char *bpf;
     uint32_t bpf_len;
     uint32_t seccomp_flags;
+    int listener_sock;          /* SCMP_ACT_NOTIFY: connected to listenerPath */
+    const char *listener_msg;   /* the container process state (JSON) */
+    uint32_t listener_msg_len;
     int fifo_fd;
     uint32_t keep_fds;
     int have_umask;
@@ -141,6 +154,7 @@ static void parse(struct plan *p, const unsigned char *buf, size_t len)
     memset(p, 0, sizeof(*p));
     p->fifo_fd = -1;
     p->label_fd = -1;
+    p->listener_sock = -1;
     p->keep_fds = 3;
     while (off + 5 <= len) {
         unsigned char tag = buf[off];
@@ -168,6 +182,13 @@ static void parse(struct plan *p, const unsigned char *buf, size_t len)
             break;
         case 'n': p->nnp = 1; break;
         case 's': p->seccomp_flags = u32(d); p->bpf = d + 4; p->bpf_len = n - 4; break;
+        case 'L':
+            if (n < 5)
+                die("plan: listener record", EINVAL);
+            p->listener_sock = (int)u32(d);
+            p->listener_msg = (const char *)d + 4;
+            p->listener_msg_len = n - 4;
+            break;
         case 'f': p->fifo_fd = (int)u32(d); break;
         case 'k': p->keep_fds = u32(d); break;
         case 'm': p->have_umask = 1; p->umask_value = u32(d); break;
@@ -195,14 +216,45 @@ static void wait_for_start(int fifo_fd)
     close(fifo_fd);
 }
 
+/* Hand the listener fd and the container process state to the seccomp
+ * agent in one message (SCM_RIGHTS), as runc does. */
+static void send_listener(const struct plan *p, int listener)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = { .iov_base = (void *)p->listener_msg, .iov_len = p->listener_msg_len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                          .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+    memset(cbuf, 0, sizeof(cbuf));
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &listener, sizeof(int));
+    ssize_t n;
+    do n = sendmsg(p->listener_sock, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)p->listener_msg_len)
+        die("send seccomp listener fd to listenerPath", n < 0 ? errno : EIO);
+    close(listener);
+    close(p->listener_sock);
+}
+
 static void load_seccomp(const struct plan *p)
 {
     struct sock_fprog prog = {
         .len = (unsigned short)(p->bpf_len / sizeof(struct sock_filter)),
         .filter = (struct sock_filter *)p->bpf,
     };
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog) < 0)
+    unsigned long flags = p->seccomp_flags;
+    if (p->listener_sock >= 0) {
+        flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        if (flags & SECCOMP_FILTER_FLAG_TSYNC)  /* TSYNC alone excludes a listener */
+            flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+    }
+    long ret = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    if (ret < 0)
         die("seccomp", errno);
+    if (p->listener_sock >= 0)
+        send_listener(p, (int)ret);
 }
 
 static void set_caps(const struct plan *p)
@@ -223,6 +275,26 @@ static void set_caps(const struct plan *p)
         if ((p->ambient >> c) & 1)
             if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
                 die("raise ambient capability", errno);
+}
+
+static void close_range_or_loop(unsigned int first, unsigned int last)
+{
+    if (first > last)
+        return;
+    if (syscall(SYS_close_range, first, last, 0) < 0)
+        for (unsigned int fd = first; fd <= last && fd < 65536; fd++)
+            close((int)fd);
+}
+
+/* Close every fd >= first but `except` (-1: none). */
+static void close_from(unsigned int first, int except)
+{
+    if (except >= (int)first) {
+        close_range_or_loop(first, (unsigned int)except - 1);
+        close_range_or_loop((unsigned int)except + 1, ~0U);
+    } else {
+        close_range_or_loop(first, ~0U);
+    }
 }
 
 int main(int argc, char **argv)
@@ -272,11 +344,9 @@ int main(int argc, char **argv)
     if (p.have_umask)
         umask((mode_t)p.umask_value);
 
-    /* Nothing of the runtime's may reach the user's program. */
-    if (syscall(SYS_close_range, p.keep_fds, ~0U, 0) < 0) {
-        for (int fd = (int)p.keep_fds; fd < 65536; fd++)
-            close(fd);
-    }
+    /* Nothing of the runtime's may reach the user's program (the seccomp
+     * agent's socket, if any, is closed as soon as the filter is sent). */
+    close_from(p.keep_fds, p.bpf && p.nnp ? p.listener_sock : -1);
     if (p.bpf && p.nnp)
         load_seccomp(&p);
 

@@ -153,7 +153,8 @@ class Runtime:
 
     def ids(self):
         try:
-            return sorted(os.listdir(self.root))
+            # '@...' entries are the runtime's caches (no container id starts so)
+            return sorted(n for n in os.listdir(self.root) if not n.startswith("@"))
         except FileNotFoundError:
             return []
 

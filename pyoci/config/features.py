@@ -17,7 +17,7 @@ BUILD = {
     "netDevices": False,    # linux.netDevices
     "intelRdt": False,      # linux.intelRdt
     "memoryPolicy": True,   # linux.memoryPolicy
-    "seccompNotify": False,  # SCMP_ACT_NOTIFY and the seccomp listener
+    "seccompNotify": True,   # SCMP_ACT_NOTIFY and the seccomp listener
 }
 
 SECCOMP_ACTIONS = ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",

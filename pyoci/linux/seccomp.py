@@ -1,11 +1,31 @@
 """linux.seccomp compiled to a BPF program with libseccomp (through the
 pyseccomp bindings, the project user's choice), in the runtime, before any
-fork. pyoci-init loads the program as the last step before execve, so the
-filter covers the user's program and never the runtime's own set-up.
+fork. pyoci-init loads the program as the last step before execve (or just
+before the capability drop when noNewPrivileges is off: loading a filter
+then needs CAP_SYS_ADMIN), so the filter covers the user's program and
+never the runtime's own set-up.
+
+Compiling costs ~100 ms (pyseccomp's import ~70 ms, podman's default
+profile ~30 ms): compiled programs are cached under the state root,
+`<root>/@seccomp-cache/<sha256>.bpf` ('@' cannot start a container id),
+keyed by the section's content (less listenerPath and listenerMetadata,
+which do not change the program), the machine, the libseccomp library
+file and this module's own file. A hit costs a file read and no import.
+
+SCMP_ACT_NOTIFY (runc's protocol): the runtime connects to listenerPath at
+create, before anything is built (nobody listening is a create error), and
+hands the connected socket to pyoci-init with the container process state
+(JSON: ociVersion, fds ["seccompFd"], pid, metadata = listenerMetadata,
+state {status "creating", ...}) that runc sends. pyoci-init loads the
+filter with SECCOMP_FILTER_FLAG_NEW_LISTENER at its usual place (after
+`start`), sends that JSON with the listener fd (SCM_RIGHTS) in one message,
+and closes both. The filter is live by then: the profile must not block
+sendmsg or close, as with runc, where the init writes to its sync pipe
+after loading the filter.
 """
 import os
 
-from pyoci.errors import ConfigError
+from pyoci.errors import ConfigError, PyociError
 
 FLAGS = {
     "SECCOMP_FILTER_FLAG_TSYNC": 1,
@@ -14,6 +34,8 @@ FLAGS = {
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32,
 }
 EPERM = 1
+CACHE_DIR = "@seccomp-cache"
+_NOT_IN_PROGRAM = ("listenerPath", "listenerMetadata", "flags")
 
 
 def _action(S, name, errno_ret, path):
@@ -32,7 +54,7 @@ def _action(S, name, errno_ret, path):
     if name == "SCMP_ACT_TRACE":
         return S.TRACE(EPERM if errno_ret is None else errno_ret)
     if name == "SCMP_ACT_NOTIFY":
-        raise ConfigError(path, "SCMP_ACT_NOTIFY needs a seccomp listener, which this pyoci does not support yet")
+        return S.NOTIFY
     raise ConfigError(path, "unknown seccomp action %r" % (name,))
 
 
@@ -44,12 +66,28 @@ def _arch(S, name, path):
     return value
 
 
+def flags(sc):
+    """The seccomp(2) filter flags of linux.seccomp.flags."""
+    out = 0
+    for i, name in enumerate(sc.get("flags") or ()):
+        if name not in FLAGS:
+            raise ConfigError("linux.seccomp.flags[%d]" % i, "unknown seccomp flag %r" % name)
+        out |= FLAGS[name]
+    return out
+
+
+def uses_notify(sc):
+    return any((r or {}).get("action") == "SCMP_ACT_NOTIFY" for r in sc.get("syscalls") or ())
+
+
 def compile(sc, warn=None):
     """Returns (BPF bytes, seccomp() flags)."""
     import pyseccomp as S
 
     ops = {"SCMP_CMP_NE": S.NE, "SCMP_CMP_LT": S.LT, "SCMP_CMP_LE": S.LE, "SCMP_CMP_EQ": S.EQ,
            "SCMP_CMP_GE": S.GE, "SCMP_CMP_GT": S.GT, "SCMP_CMP_MASKED_EQ": S.MASKED_EQ}
+    if sc.get("defaultAction") == "SCMP_ACT_NOTIFY":
+        raise ConfigError("linux.seccomp.defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
     default = _action(S, sc.get("defaultAction"), sc.get("defaultErrnoRet"), "linux.seccomp.defaultAction")
     f = S.SyscallFilter(default)
     for i, a in enumerate(sc.get("architectures") or ()):
@@ -69,6 +107,8 @@ def compile(sc, warn=None):
             op = ops.get(a.get("op"))
             if op is None:
                 raise ConfigError("%s.args[%d].op" % (path, j), "unknown operator %r" % (a.get("op"),))
+            if not 0 <= a.get("index", 0) <= 5:
+                raise ConfigError("%s.args[%d].index" % (path, j), "a syscall has arguments 0 to 5")
             args.append(S.Arg(a.get("index", 0), op, a.get("value", 0), a.get("valueTwo", 0)))
         for name in rule.get("names") or ():
             try:
@@ -78,22 +118,111 @@ def compile(sc, warn=None):
                 # skips it too
                 if warn:
                     warn("seccomp: syscall %r skipped: %s" % (name, e.strerror))
-    flags = 0
-    for i, name in enumerate(sc.get("flags") or ()):
-        if name not in FLAGS:
-            raise ConfigError("linux.seccomp.flags[%d]" % i, "unknown seccomp flag %r" % name)
-        flags |= FLAGS[name]
     fd = os.memfd_create("pyoci-seccomp")
     try:
         with os.fdopen(os.dup(fd), "rb") as fo:
             f.export_bpf(fo)
-        os.lseek(fd, 0, os.SEEK_SET)
-        data = b""
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            data += chunk
+        data = _read_all(fd)
     finally:
         os.close(fd)
-    return data, flags
+    return data, flags(sc)
+
+
+def _read_all(fd):
+    os.lseek(fd, 0, os.SEEK_SET)
+    parts = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+
+
+def _libseccomp_id():
+    import sys
+
+    triplet = getattr(sys.implementation, "_multiarch", "")
+    for d in ("/usr/lib/" + triplet, "/lib/" + triplet, "/usr/lib64", "/lib64", "/usr/lib", "/usr/local/lib"):
+        try:
+            st = os.stat(os.path.join(d, "libseccomp.so.2"))
+        except OSError:
+            continue
+        return "%d:%d:%d:%d" % (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return None
+
+
+def cache_key(sc):
+    """Hex key of the program linux.seccomp compiles to, or None (no cache)."""
+    lib = _libseccomp_id()
+    if lib is None:
+        return None
+    import hashlib
+
+    from pyoci import jsonio
+
+    st = os.stat(__file__)
+    body = {k: v for k, v in sc.items() if k not in _NOT_IN_PROGRAM}
+    text = "%s\n%s\n%d:%d\n%s" % (os.uname().machine, lib, st.st_size, st.st_mtime_ns, jsonio.dumps(body))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def program(sc, root=None, warn=None):
+    """(BPF bytes, flags), from the cache under the state root when it has
+    the program, compiled (and cached) otherwise."""
+    key = cache_key(sc) if root else None
+    path = os.path.join(root, CACHE_DIR, key + ".bpf") if key else None
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            if data and len(data) % 8 == 0:
+                return data, flags(sc)
+        except OSError:
+            pass
+    data, fl = compile(sc, warn)
+    if path:
+        try:
+            from pyoci.runtime.state import write_atomic
+
+            os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+            write_atomic(path, data, 0o600)
+        except OSError as e:
+            if warn:
+                warn("seccomp cache: %s" % e)
+    return data, fl
+
+
+# -- SCMP_ACT_NOTIFY ------------------------------------------------------------
+def connect_listener(sc):
+    """The connected socket to linux.seccomp.listenerPath (a socket object),
+    or None when no rule notifies."""
+    if not uses_notify(sc):
+        return None
+    path = sc.get("listenerPath")
+    if not path:
+        raise ConfigError("linux.seccomp.listenerPath", "SCMP_ACT_NOTIFY needs a listenerPath")
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        raise PyociError("linux.seccomp.listenerPath: failed to connect with seccomp agent %s: %s"
+                         % (path, e.strerror or e))
+    return s
+
+
+def listener_state(sc, cid, pid, bundle, annotations):
+    """The container process state sent with the listener fd (runc's
+    specs.ContainerProcessState)."""
+    from pyoci import SPEC_VERSION, jsonio
+
+    return jsonio.dumps({
+        "ociVersion": SPEC_VERSION,
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": sc.get("listenerMetadata") or "",
+        "state": {"ociVersion": SPEC_VERSION, "id": cid, "status": "creating", "pid": pid,
+                  "bundle": bundle, "annotations": annotations or {}},
+    })

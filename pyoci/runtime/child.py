@@ -79,6 +79,7 @@ def stage2(setup, to_child, from_child):
         if not msg or not msg.get("go"):
             os._exit(1)
         to_child.close_read()
+        setup.seccomp_state = msg.get("seccomp_state")
         build(setup, from_child)
     except BaseException as e:
         _fail(from_child, e, "unable to start container process: ")
@@ -167,7 +168,11 @@ def build(setup, chan):
     fifo = _move_above(setup.fifo_fd, keep)
     plan.exec_fifo(fifo)
     plan.keep_fds(keep)
+    lsock = None
+    if setup.seccomp_listener is not None:
+        lsock = _move_above(setup.seccomp_listener.detach(), keep)
+        plan.seccomp_listener(lsock, setup.seccomp_state)
     plan_fd = _move_above(plan.to_memfd(), keep)
-    _close_all_but(keep, {fifo, plan_fd, setup.init_fd, chan.wfd})
+    _close_all_but(keep, {fifo, plan_fd, setup.init_fd, chan.wfd, lsock})
     chan.send({"ready": True})
     os.execve(setup.init_fd, ["pyoci-init", str(plan_fd)], {})

@@ -167,11 +167,12 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
     from pyoci.runtime.container import proc_stat
 
     lsys._load()   # load the shim before fork, once
-    seccomp = None
+    seccomp = listener = None
     if (config.get("linux") or {}).get("seccomp") is not None:
         from pyoci.linux import seccomp as sc
 
-        seccomp = sc.compile(config["linux"]["seccomp"], warn=ctx.log.debug)
+        seccomp = sc.program(config["linux"]["seccomp"], root=ctx.root, warn=ctx.log.debug)
+        listener = sc.connect_listener(config["linux"]["seccomp"])
     init_fd = executable.open_init()
     join_fds = namespaces.open_join_fds(ns_plan)
     fifo_fd = os.open(sdir.fifo, os.O_PATH | os.O_CLOEXEC)
@@ -187,7 +188,7 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
     setup = childmod.Setup(cid=sdir.id, config=config, bundle=bundle, rootfs=rootfs, ns=ns_plan,
                            cgroup_paths=cg.paths, hierarchies=hierarchies, init_fd=init_fd,
                            fifo_fd=fifo_fd, console=console, opts=opts, log=ctx.log,
-                           seccomp=seccomp, settings=settings)
+                           seccomp=seccomp, settings=settings, seccomp_listener=listener)
     c1 = os.fork()
     if c1 == 0:
         childmod.stage1(setup, join_fds, to_child, from_child)   # never returns
@@ -199,6 +200,8 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
             os.close(fd)
         if console is not None:
             console.close()
+        if listener is not None:
+            listener.close()
         msg = from_child.recv()
         _, status = os.waitpid(c1, 0)
         if msg is None or "error" in msg:
@@ -208,7 +211,11 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
         child = Child(c2, st[1] if st else 0)
         cg.join(c2)
         _oom_score_adj(config, c2)
-        to_child.send({"go": True})
+        go = {"go": True}
+        if listener is not None:
+            go["seccomp_state"] = sc.listener_state(config["linux"]["seccomp"], sdir.id, c2, bundle,
+                                                    config.get("annotations"))
+        to_child.send(go)
         msg = from_child.recv()
         if msg is None or "error" in msg:
             raise PyociError((msg or {}).get("error") or "container init exited during set-up")

@@ -37,6 +37,11 @@ class Plan:
     def seccomp(self, bpf, flags=0):
         self._rec(b"s", struct.pack("=I", flags) + bpf)
 
+    def seccomp_listener(self, sock_fd, state_json):
+        """Load the filter with a listener and send its fd, with state_json,
+        over the connected unix socket sock_fd (SCMP_ACT_NOTIFY)."""
+        self._rec(b"L", struct.pack("=I", sock_fd) + state_json.encode())
+
     def exec_fifo(self, fd):
         self._rec(b"f", struct.pack("=I", fd))
 

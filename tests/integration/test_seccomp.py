@@ -1,0 +1,190 @@
+"""linux.seccomp: the filter covers the user's program only, every action
+and operator reaches the kernel, the compiled-program cache is used, and
+SCMP_ACT_NOTIFY hands the listener fd to an agent (a small one here) that
+answers a notification."""
+import array
+import fcntl
+import json
+import os
+import socket
+import struct
+import threading
+
+import pytest
+
+PODMAN_CONFIG = "/work/shared/dropin/dropin-config-podman.json"
+
+
+def _sc(rules, default="SCMP_ACT_ALLOW", **kw):
+    d = {"defaultAction": default, "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"], "syscalls": rules}
+    d.update(kw)
+    return d
+
+
+def run(runtime, make_bundle, script, seccomp, cid="sc1", nnp=True):
+    def ch(c):
+        c["linux"]["seccomp"] = seccomp
+        c["process"]["noNewPrivileges"] = nnp
+        c["root"]["readonly"] = False
+    b = make_bundle(["sh", "-c", script], ch)
+    return runtime.cmd("run", "-b", b, cid)
+
+
+MKDIR = ["mkdir", "mkdirat"]
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_filter_covers_the_program_not_the_runtime(runtime, make_bundle, nnp):
+    # getcwd blocked: the runtime's own start-up must not trip on it
+    # (runtime-tools linux_seccomp; runc 1.1 fails it)
+    p = run(runtime, make_bundle, "grep -E '^(Seccomp|Seccomp_filters|NoNewPrivs):' /proc/self/status; "
+            "mkdir /d1; echo rc=$?",
+            _sc([{"names": ["getcwd"] + MKDIR, "action": "SCMP_ACT_ERRNO"}]), nnp=nnp)
+    assert p.returncode == 0, p.stderr
+    f = dict(l.split(":\t") for l in p.stdout.splitlines() if ":\t" in l)
+    assert f["Seccomp"] == "2" and f["Seccomp_filters"] == "1"
+    assert f["NoNewPrivs"] == ("1" if nnp else "0")
+    assert "rc=1" in p.stdout and "Operation not permitted" in p.stderr + p.stdout
+
+
+def test_errno_ret_and_default_errno_ret(runtime, make_bundle):
+    p = run(runtime, make_bundle, "mkdir /d1 2>&1; echo rc=$?",
+            _sc([{"names": MKDIR, "action": "SCMP_ACT_ERRNO", "errnoRet": 28}]))
+    assert p.returncode == 0, p.stderr
+    assert "No space left on device" in p.stdout and "rc=1" in p.stdout
+
+
+def test_args_masked_eq(runtime, make_bundle):
+    # chmod with the setuid bit refused, plain chmod allowed
+    rules = [{"names": ["chmod"], "action": "SCMP_ACT_ERRNO",
+              "args": [{"index": 1, "value": 0o4000, "valueTwo": 0o4000, "op": "SCMP_CMP_MASKED_EQ"}]},
+             {"names": ["fchmodat"], "action": "SCMP_ACT_ERRNO",
+              "args": [{"index": 2, "value": 0o4000, "valueTwo": 0o4000, "op": "SCMP_CMP_MASKED_EQ"}]}]
+    p = run(runtime, make_bundle, "touch /f; chmod 755 /f; echo a=$?; chmod 4755 /f; echo b=$?; stat -c %a /f",
+            _sc(rules, flags=["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["a=0", "b=1", "755"]
+
+
+def test_kill_process_and_trap(runtime, make_bundle):
+    p = run(runtime, make_bundle, "mkdir /d1", _sc([{"names": MKDIR, "action": "SCMP_ACT_KILL_PROCESS"}]))
+    assert p.returncode == 128 + 31, (p.returncode, p.stderr)   # SIGSYS
+    p = run(runtime, make_bundle, "mkdir /d1", _sc([{"names": MKDIR, "action": "SCMP_ACT_TRAP"}]), cid="sc2")
+    assert p.returncode == 128 + 31, (p.returncode, p.stderr)
+
+
+def test_default_action_errno_with_allow_list(runtime, make_bundle):
+    """podman's default profile (437 names, defaultErrnoRet 38) runs a shell."""
+    with open(PODMAN_CONFIG) as f:
+        sc = json.load(f)["linux"]["seccomp"]
+    p = run(runtime, make_bundle, "echo hi; grep ^Seccomp: /proc/self/status", sc)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["hi", "Seccomp:", "2"]
+
+
+def test_compiled_program_cache_is_used(runtime, make_bundle):
+    from pyoci.linux import seccomp
+
+    sc = _sc([{"names": MKDIR, "action": "SCMP_ACT_ERRNO"}])
+    p = run(runtime, make_bundle, "mkdir /d1; echo rc=$?", sc)
+    assert "rc=1" in p.stdout, p.stderr
+    cache = os.path.join(runtime.root, seccomp.CACHE_DIR)
+    files = os.listdir(cache)
+    assert files == [seccomp.cache_key(sc) + ".bpf"]
+    # replace the cached program by an allow-all one: the next create uses it
+    allow, _ = seccomp.compile({"defaultAction": "SCMP_ACT_ALLOW"})
+    with open(os.path.join(cache, files[0]), "wb") as f:
+        f.write(allow)
+    p = run(runtime, make_bundle, "mkdir /d1; echo rc=$?", sc, cid="sc2")
+    assert "rc=0" in p.stdout, p.stderr
+    # listenerMetadata does not change the program: same key
+    assert seccomp.cache_key(dict(sc, listenerMetadata="x")) == seccomp.cache_key(sc)
+    assert seccomp.cache_key(dict(sc, defaultErrnoRet=5)) != seccomp.cache_key(sc)
+
+
+def test_unknown_syscall_and_arch_rejected(runtime, make_bundle):
+    for bad, field in ((_sc([{"names": ["nosuchcall"], "action": "SCMP_ACT_ERRNO"}]),
+                        "linux.seccomp.syscalls[0].names[0]"),
+                       (_sc([], architectures=["SCMP_ARCH_NOPE"]), "linux.seccomp.architectures[0]")):
+        p = run(runtime, make_bundle, "true", bad)
+        assert p.returncode == 1 and field in p.stderr, p.stderr
+        assert runtime.ids() == []
+
+
+def test_listener_path_nobody_listens(runtime, make_bundle, tmp_path):
+    sc = _sc([{"names": MKDIR, "action": "SCMP_ACT_NOTIFY"}], listenerPath=str(tmp_path / "none.sock"))
+    p = run(runtime, make_bundle, "true", sc)
+    assert p.returncode == 1
+    assert "linux.seccomp.listenerPath" in p.stderr and "none.sock" in p.stderr
+    assert runtime.ids() == []
+
+
+# struct seccomp_notif (80 bytes) / seccomp_notif_resp (24 bytes) ioctls
+NOTIF_RECV = 0xC0502100
+NOTIF_SEND = 0xC0182101
+
+
+class Agent(threading.Thread):
+    """Receives the listener fd and the state, answers one notification."""
+
+    def __init__(self, path, errno_ret):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(1)
+        self.sock.settimeout(30)
+        self.errno_ret = errno_ret
+        self.state = self.syscall_nr = self.error = None
+
+    def run(self):
+        try:
+            conn, _ = self.sock.accept()
+            fds = array.array("i")
+            msg, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4))
+            for level, typ, data in anc:
+                if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                    fds.frombytes(data[:4])
+            self.state = json.loads(msg)
+            conn.close()
+            lfd = fds[0]
+            req = bytearray(80)
+            fcntl.ioctl(lfd, NOTIF_RECV, req)
+            nid, pid, _flags, nr = struct.unpack_from("=QIIi", req)
+            self.syscall_nr = nr
+            fcntl.ioctl(lfd, NOTIF_SEND, bytearray(struct.pack("=QqiI", nid, 0, -self.errno_ret, 0)))
+            os.close(lfd)
+        except Exception as e:  # reported by the test
+            self.error = e
+        finally:
+            self.sock.close()
+
+
+def test_notify_agent_gets_fd_and_answers(runtime, make_bundle, tmp_path):
+    path = str(tmp_path / "agent.sock")
+    agent = Agent(path, 28)   # ENOSPC
+    agent.start()
+    sc = _sc([{"names": MKDIR, "action": "SCMP_ACT_NOTIFY"}], listenerPath=path, listenerMetadata="meta1")
+
+    def ch(c):
+        c["linux"]["seccomp"] = sc
+        c["root"]["readonly"] = False
+        c["annotations"] = {"a": "b"}
+    b = make_bundle(["sh", "-c", "mkdir /d1 2>&1; echo rc=$?"], ch)
+    runtime.cmd("create", "-b", b, "n1", check=True)
+    pid = runtime.state("n1")["pid"]
+    assert agent.state is None   # nothing is sent before start
+    p = runtime.cmd("start", "n1")
+    assert p.returncode == 0, p.stderr
+    agent.join(30)
+    assert agent.error is None, agent.error
+    st = agent.state
+    assert st["fds"] == ["seccompFd"] and st["metadata"] == "meta1" and st["pid"] == pid
+    assert st["state"]["id"] == "n1" and st["state"]["pid"] == pid and st["state"]["annotations"] == {"a": "b"}
+    assert st["state"]["bundle"] == b
+    assert agent.syscall_nr in (83, 258)   # mkdir, mkdirat on x86_64
+    for _ in range(200):
+        if runtime.state("n1")["status"] == "stopped":
+            break
+        import time
+        time.sleep(0.02)
+    runtime.cmd("delete", "n1", check=True)
