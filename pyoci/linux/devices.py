@@ -34,6 +34,9 @@ def all_devices(config):
 
 
 def create(root_fd, config):
+    from pyoci.linux import userns
+
+    bind = userns.inside()   # mknod(2) is not permitted in a user namespace
     for d in all_devices(config):
         path = d["path"]
         dirname, name = os.path.split(path)
@@ -49,6 +52,9 @@ def create(root_fd, config):
             mode = d.get("fileMode", 0o666) & 0o7777
             kind = TYPES[d.get("type", "c")]
             dev = os.makedev(d.get("major", 0), d.get("minor", 0)) if kind != stat.S_IFIFO else 0
+            if bind:
+                _bind_host_device(parent, name, path, kind, dev)
+                continue
             try:
                 os.mknod(name, mode | kind, dev, dir_fd=parent)
                 os.chown(name, d.get("uid", 0), d.get("gid", 0), dir_fd=parent, follow_symlinks=False)
@@ -56,6 +62,31 @@ def create(root_fd, config):
                 raise PyociError("create device %s: %s" % (path, e.strerror))
         finally:
             os.close(parent)
+
+
+def _bind_host_device(parent, name, path, kind, dev):
+    """In a user namespace: bind the host's node at the same path onto an
+    empty file, as runc does; it must be the device the config names."""
+    from pyoci.linux import sys as s
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise PyociError("linux.devices: %s: in a user namespace devices are bind-mounted from the host, "
+                         "and the host's %s: %s" % (path, path, e.strerror))
+    if stat.S_IFMT(st.st_mode) != kind or (kind != stat.S_IFIFO and st.st_rdev != dev):
+        raise PyociError("linux.devices: %s: in a user namespace devices are bind-mounted from the host, "
+                         "and the host's %s is not that device" % (path, path))
+    try:
+        fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0, dir_fd=parent)
+        os.close(fd)
+        fd = paths.open_in_root(parent, name)
+        try:
+            s.mount(path, s.fd_path(fd), None, s.MS_BIND)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise PyociError("bind-mount device %s: %s" % (path, e.strerror))
 
 
 def symlinks(root_fd):

@@ -33,6 +33,7 @@ class Plan:
     def __init__(self, new, join):
         self.new = new
         self.join = join
+        self.id_maps = None   # (uid maps, gid maps) of a new user namespace
 
     def has(self, t):
         """Whether the container gets a namespace of its own of type t."""

@@ -36,9 +36,17 @@ def stage1(setup, join_fds, to_child, from_child):
 
         to_child.close_write()
         from_child.close_read()
-        if "user" in setup.ns.new:
-            raise PyociError("linux.namespaces: a new user namespace is not supported by this pyoci yet")
+        if setup.ns.has("user"):
+            _preload_userns(setup)
         namespaces.join(join_fds)
+        if "user" in setup.ns.new:
+            _new_userns(to_child, from_child)
+        elif setup.ns.has("user"):
+            from pyoci.linux import userns
+
+            userns.become_root()
+        # The user namespace exists and is mapped: the namespaces made now
+        # belong to it.
         flags = setup.ns.unshare_flags & ~lsys.CLONE_NEWCGROUP
         if flags:
             lsys.unshare(flags)
@@ -51,6 +59,21 @@ def stage1(setup, join_fds, to_child, from_child):
         os._exit(0)
     except BaseException as e:
         _fail(from_child, e)
+
+
+def _new_userns(to_child, from_child):
+    """Unshare the user namespace first and wait while the runtime writes
+    its maps (it may, from outside; a process cannot map itself beyond its
+    own id), then become its root."""
+    from pyoci.linux import sys as lsys
+    from pyoci.linux import userns
+
+    lsys.unshare(lsys.CLONE_NEWUSER)
+    from_child.send({"userns": True})
+    msg = to_child.recv()
+    if not msg or not msg.get("mapped"):
+        os._exit(1)
+    userns.become_root()
 
 
 def _move_above(fd, low):
@@ -99,6 +122,26 @@ def _preload(setup):
         from pyoci.linux import keyring  # noqa: F401
 
 
+def _preload_userns(setup):
+    """In a user namespace the set-up runs as the container's root, which
+    may not be allowed to read the host's Python library (a venv under a
+    0700 /root): import now, as the host's root, everything the set-up can
+    import later."""
+    import importlib
+    import json  # noqa: F401  (pyoci.jsonio's fallback)
+    import resource  # noqa: F401
+    import socket  # noqa: F401
+    import termios  # noqa: F401
+
+    import pyoci.linux
+    import pyoci.runtime.plan  # noqa: F401
+
+    for name in sorted(os.listdir(pyoci.linux.__path__[0])):
+        if name.endswith(".py") and name not in ("__init__.py", "seccomp.py"):
+            importlib.import_module("pyoci.linux." + name[:-3])
+    _preload(setup)
+
+
 def build(setup, chan):
     from pyoci.linux import capabilities, network, process, sysctl, uts
     from pyoci.linux import sys as lsys
@@ -114,11 +157,19 @@ def build(setup, chan):
     if "cgroup" in ns.new:
         lsys.unshare(lsys.CLONE_NEWCGROUP)
     rootfs = None
+    in_userns = ns.has("user")
+    if in_userns:
+        from pyoci.linux import userns
+
+        userns.check_sources(config, setup.bundle, setup.rootfs)
+        may_setgroups = userns.setgroups_allowed()
     if "mount" in ns.new:
         from pyoci.linux.rootfs import Rootfs
 
         rootfs = Rootfs(config, setup.bundle, setup.rootfs, ns, setup.cgroup_paths, setup.hierarchies)
         rootfs.prepare()
+        if in_userns and not ns.has("cgroup"):
+            userns.readonly_cgroupfs(setup.rootfs)   # CVE-2023-25809
     if "network" in ns.new:
         network.loopback_up()
     if rootfs is not None:
@@ -155,7 +206,12 @@ def build(setup, chan):
     plan = Plan()
     plan.program(exe, args, env)
     plan.user(uid, gid)
-    plan.groups(list(user.get("additionalGids") or ()))
+    groups = list(user.get("additionalGids") or ())
+    if not in_userns or may_setgroups:
+        plan.groups(groups)
+    elif groups:
+        raise PyociError("process.user.additionalGids: setgroups(2) is denied in this user namespace "
+                         "(a rootless mapping of one gid): no additional groups can be set")
     sets = capabilities.from_config(proc.get("capabilities"), warn=setup.log.debug)
     if sets is not None:
         plan.caps(sets, capabilities.last_cap())

@@ -90,6 +90,7 @@ def create(ctx, cid, opts):
     rootfs = _rootfs_path(bundle, config)
     ns_plan = namespaces.plan(config)
     settings = _process_settings(config)
+    ns_plan.id_maps = _id_maps(config, ns_plan)
     hierarchies = cgroups.layout()
     cg = cgroups.Cgroup.plan(config, cid, hierarchies)
 
@@ -97,6 +98,7 @@ def create(ctx, cid, opts):
     child = None
     try:
         os.mkfifo(sdir.fifo, 0o622)
+        _fifo_for_userns(sdir.fifo, ns_plan)
         cg.create()
         lin = config.get("linux") or {}
         cg.apply(lin.get("resources") or {}, warn=ctx.log.warning, config_devices=lin.get("devices") or ())
@@ -203,6 +205,13 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
         if listener is not None:
             listener.close()
         msg = from_child.recv()
+        if msg is not None and msg.get("userns"):
+            # C1 made the user namespace and waits for its maps.
+            from pyoci.linux import userns
+
+            userns.write_maps(c1, *ns_plan.id_maps)
+            to_child.send({"mapped": True})
+            msg = from_child.recv()
         _, status = os.waitpid(c1, 0)
         if msg is None or "error" in msg:
             raise PyociError((msg or {}).get("error") or "container process failed to start (status %d)" % status)
@@ -241,6 +250,44 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
     finally:
         to_child.close()
         from_child.close()
+
+
+def _fifo_for_userns(fifo, ns_plan):
+    """The init opens the exec fifo as the container's root: in a user
+    namespace that is another host uid, so the fifo is made its own (a
+    joined namespace's root gets write permission through the mode; the
+    path stays out of reach in the 0700 state root)."""
+    if not ns_plan.has("user"):
+        return
+    os.chmod(fifo, 0o622)
+    if ns_plan.id_maps is not None and os.geteuid() == 0:
+        from pyoci.linux import userns
+
+        uids, gids = ns_plan.id_maps
+        os.chown(fifo, userns.to_host(uids, 0), userns.to_host(gids, 0))
+
+
+def _id_maps(config, ns_plan):
+    """(uid maps, gid maps) for a new user namespace, checked against the
+    process's ids; None without one."""
+    if "user" not in ns_plan.new:
+        return None
+    from pyoci.errors import ConfigError
+    from pyoci.linux import userns
+
+    uids, gids = userns.mappings(config, "uidMappings"), userns.mappings(config, "gidMappings")
+    for key, maps in (("uidMappings", uids), ("gidMappings", gids)):
+        if userns.to_host(maps, 0) is None:
+            raise ConfigError("linux." + key, "container id 0 is not mapped: the set-up runs as the "
+                              "namespace's root")
+    user = (config.get("process") or {}).get("user") or {}
+    if userns.to_host(uids, user.get("uid", 0)) is None:
+        raise ConfigError("process.user.uid", "%d is not mapped in linux.uidMappings" % user.get("uid", 0))
+    for i, g in enumerate([user.get("gid", 0)] + list(user.get("additionalGids") or ())):
+        if userns.to_host(gids, g) is None:
+            field = "process.user.gid" if i == 0 else "process.user.additionalGids[%d]" % (i - 1)
+            raise ConfigError(field, "%d is not mapped in linux.gidMappings" % g)
+    return uids, gids
 
 
 def _oom_score_adj(config, pid):

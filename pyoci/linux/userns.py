@@ -1,0 +1,223 @@
+"""User namespaces: id mappings and what changes for a container whose root
+is not the host's root.
+
+The runtime (P) writes the maps of the new user namespace while C1 waits
+(see runtime/child.py): directly when P may (root, or an unprivileged
+caller mapping only its own uid/gid, with setgroups denied first as the
+kernel requires), through the setuid helpers newuidmap/newgidmap (Debian
+`uidmap`, ranges from /etc/subuid and /etc/subgid) otherwise.
+"""
+import os
+
+from pyoci.errors import ConfigError, PyociError
+
+# Linux accepts at most 340 lines in uid_map/gid_map (5 before 4.15).
+MAX_LINES = 340
+
+
+def mappings(config, key):
+    """[(containerID, hostID, size)] of linux.uidMappings / gidMappings."""
+    out = []
+    for i, m in enumerate((config.get("linux") or {}).get(key) or ()):
+        try:
+            t = (int(m["containerID"]), int(m["hostID"]), int(m["size"]))
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError("linux.%s[%d]" % (key, i), "needs containerID, hostID and size")
+        if t[2] < 1 or min(t) < 0 or t[0] + t[2] > 1 << 32 or t[1] + t[2] > 1 << 32:
+            raise ConfigError("linux.%s[%d]" % (key, i), "range %d:%d:%d is out of bounds" % t)
+        out.append(t)
+    if len(out) > MAX_LINES:
+        raise ConfigError("linux." + key, "%d ranges: the kernel accepts at most %d" % (len(out), MAX_LINES))
+    spans = sorted(out)
+    for a, b in zip(spans, spans[1:]):
+        if a[0] + a[2] > b[0]:
+            raise ConfigError("linux." + key, "container ranges %d+%d and %d+%d overlap" % (a[0], a[2], b[0], b[2]))
+    spans = sorted(out, key=lambda t: t[1])
+    for a, b in zip(spans, spans[1:]):
+        if a[1] + a[2] > b[1]:
+            raise ConfigError("linux." + key, "host ranges %d+%d and %d+%d overlap" % (a[1], a[2], b[1], b[2]))
+    return out
+
+
+def to_host(maps, cid):
+    """The host id that container id cid maps to, or None."""
+    for c, h, n in maps:
+        if c <= cid < c + n:
+            return h + cid - c
+    return None
+
+
+def format_map(maps):
+    return "".join("%d %d %d\n" % m for m in maps)
+
+
+def read_map(path):
+    """[(inside, outside, size)] from /proc/PID/uid_map or gid_map."""
+    with open(path) as f:
+        return [tuple(int(x) for x in line.split()) for line in f if line.strip()]
+
+
+def inside(pid="self"):
+    """True when PID runs in a user namespace other than the initial one
+    (whose map is the identity over the whole 32-bit range)."""
+    try:
+        return read_map("/proc/%s/uid_map" % pid) != [(0, 0, 4294967295)]
+    except OSError:
+        return False
+
+
+def setgroups_allowed(pid="self"):
+    try:
+        with open("/proc/%s/setgroups" % pid) as f:
+            return f.read().strip() != "deny"
+    except OSError:
+        return True
+
+
+# -- writing the maps (the runtime, for C1) ----------------------------------
+def write_maps(pid, uid_maps, gid_maps):
+    """Give the new user namespace of PID its maps. Raises PyociError naming
+    the config field."""
+    euid, egid = os.geteuid(), os.getegid()
+    privileged = euid == 0
+    if privileged or _own_only(uid_maps, euid):
+        _write(pid, "uid_map", uid_maps, "linux.uidMappings")
+    else:
+        _helper("newuidmap", pid, uid_maps, "linux.uidMappings", "/etc/subuid")
+    if privileged or _own_only(gid_maps, egid):
+        if not privileged:
+            # An unprivileged writer may map its own gid only once it has
+            # given up setgroups(2) in the namespace (user_namespaces(7)).
+            _write_proc(pid, "setgroups", "deny\n", "linux.gidMappings")
+        _write(pid, "gid_map", gid_maps, "linux.gidMappings")
+    else:
+        _helper("newgidmap", pid, gid_maps, "linux.gidMappings", "/etc/subgid")
+
+
+def _own_only(maps, own):
+    return len(maps) == 1 and maps[0][1] == own and maps[0][2] == 1
+
+
+def _write_proc(pid, name, data, field):
+    path = "/proc/%d/%s" % (pid, name)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, data.encode())   # one write(2): the kernel needs the whole map at once
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise PyociError("%s: write %s: %s" % (field, path, e.strerror))
+
+
+def _write(pid, name, maps, field):
+    _write_proc(pid, name, format_map(maps), field)
+
+
+def _helper(prog, pid, maps, field, idfile):
+    import shutil
+    import subprocess
+
+    exe = shutil.which(prog) or next((p for p in ("/usr/bin/" + prog, "/bin/" + prog) if os.path.exists(p)), None)
+    if exe is None:
+        raise PyociError("%s: mapping more than your own id needs %s (Debian package uidmap) and a "
+                         "range in %s" % (field, prog, idfile))
+    argv = [exe, str(pid)] + [str(x) for m in maps for x in m]
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       close_fds=True)
+    if p.returncode != 0:
+        out = p.stdout.decode(errors="replace").strip().replace("\n", "; ")
+        raise PyociError("%s: %s failed (are the ranges yours in %s?): %s" % (field, prog, idfile, out))
+
+
+# -- inside the new user namespace (C1, C2) ----------------------------------
+def become_root():
+    """After the maps are written: root of the namespace, so that what the
+    set-up creates belongs to the container's root, not to an unmapped id."""
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError as e:
+        raise PyociError("user namespace: cannot become its root (is container id 0 mapped in "
+                         "linux.uidMappings and linux.gidMappings?): %s" % e.strerror)
+
+
+def _host_root():
+    try:
+        m = read_map("/proc/self/uid_map")
+    except OSError:
+        return None
+    return to_host(m, 0)
+
+
+def check_reachable(path, field):
+    """A clear error when the container's root cannot reach path (a
+    directory on the way that its host uid may not search)."""
+    try:
+        os.stat(path)
+        return
+    except PermissionError:
+        pass
+    except OSError:
+        return   # not ours to report: the mount itself will say what is wrong
+    blocked = "/"
+    parts = [p for p in path.split("/") if p]
+    cur = ""
+    for p in parts:
+        nxt = cur + "/" + p
+        try:
+            os.stat(nxt)
+        except PermissionError:
+            blocked = cur or "/"
+            break
+        cur = nxt
+    uid = _host_root()
+    raise PyociError("%s: %s is not reachable by the container's root (uid %s on the host): no search "
+                     "permission on %s; give that uid access or use a directory it can reach"
+                     % (field, path, "?" if uid is None else uid, blocked))
+
+
+def check_sources(config, bundle, rootfs):
+    """check_reachable for the rootfs and every bind mount source."""
+    check_reachable(rootfs, "root.path")
+    for i, m in enumerate(config.get("mounts") or ()):
+        opts = m.get("options") or ()
+        if m.get("type") == "bind" or "bind" in opts or "rbind" in opts:
+            src = m.get("source")
+            if src:
+                check_reachable(src if os.path.isabs(src) else os.path.join(bundle, src),
+                                "mounts[%d].source" % i)
+
+
+def readonly_cgroupfs(rootfs):
+    """CVE-2023-25809: in a user namespace without a cgroup namespace of its
+    own, /sys/fs/cgroup shows the host's hierarchy (the caller's delegated
+    cgroups included): make every mount at or under it read-only. Runs
+    before pivot_root; mount points come from this mount namespace's
+    mountinfo."""
+    from pyoci.linux import paths
+    from pyoci.linux import sys as s
+    from pyoci.linux.cgroups import _unescape
+
+    top = rootfs.rstrip("/") + "/sys/fs/cgroup"
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = _unescape(line.split()[4])
+            if mp == top or mp.startswith(top + "/"):
+                points.append(mp)
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for mp in sorted(set(points), key=len):
+            try:
+                fd = paths.open_in_root(root_fd, mp[len(rootfs.rstrip("/")):])
+            except OSError:
+                continue
+            try:
+                s.mount_setattr(fd, "", s.AT_EMPTY_PATH | s.AT_RECURSIVE, attr_set=s.MOUNT_ATTR_RDONLY)
+            except OSError as e:
+                raise PyociError("make %s read-only: %s" % (mp[len(rootfs.rstrip("/")):], e.strerror))
+            finally:
+                os.close(fd)
+    finally:
+        os.close(root_fd)

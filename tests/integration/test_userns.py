@@ -1,0 +1,221 @@
+"""Containers with a user namespace, run by root: the ids inside and on the
+host, the maps, devices bound from the host, what the mapped root may reach
+and own, and the read-only host cgroup hierarchy without a cgroup namespace."""
+import os
+import shutil
+import stat
+import tempfile
+
+import pytest
+
+import make_bundle as bundle_maker
+
+HOST = 100000      # container id 0 is host id HOST ...
+SIZE = 65536       # ... for SIZE ids
+
+
+def userns(config, uid=0, gid=0):
+    lin = config["linux"]
+    lin["namespaces"].append({"type": "user"})
+    lin["uidMappings"] = [{"containerID": 0, "hostID": HOST, "size": SIZE}]
+    lin["gidMappings"] = [{"containerID": 0, "hostID": HOST, "size": SIZE}]
+    config["process"]["user"] = {"uid": uid, "gid": gid}
+
+
+@pytest.fixture
+def open_dir():
+    """A directory every uid may search (pytest's tmp_path sits under a
+    0700 directory that the container's mapped root could not reach)."""
+    d = tempfile.mkdtemp(prefix="pyoci-userns-")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d)
+
+
+@pytest.fixture
+def ubundle(open_dir):
+    """ubundle(args, changes=None, name="b") -> bundle in open_dir with a user namespace."""
+    def make(args, changes=None, name="b", uid=0, gid=0):
+        def change(c):
+            userns(c, uid, gid)
+            if changes:
+                changes(c)
+
+        b = bundle_maker.make(os.path.join(open_dir, name), args, "/bin/busybox", change)
+        # the image belongs to the container's root, as a user namespace's image does
+        for d, dirs, files in os.walk(os.path.join(b, "rootfs")):
+            for n in [d] + [os.path.join(d, x) for x in dirs + files]:
+                os.lchown(n, HOST, HOST)
+        return b
+
+    if not os.path.exists("/bin/busybox"):
+        pytest.skip("busybox-static is not installed")
+    return make
+
+
+def run(runtime, bundle, cid="u1"):
+    p = runtime.cmd("run", "-b", bundle, cid)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def owners(*paths):
+    return {p: (os.lstat(p).st_uid, os.lstat(p).st_gid, stat.S_IMODE(os.lstat(p).st_mode)) for p in paths}
+
+
+def test_ids_and_maps_inside_and_outside(runtime, ubundle):
+    b = ubundle(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; sleep 100"])
+    runtime.cmd("run", "-d", "-b", b, "u1", check=True)
+    pid = runtime.state("u1")["pid"]
+    # outside: the init runs as the mapped ids, in a user namespace of its own
+    with open("/proc/%d/status" % pid) as f:
+        status = dict(l.split(":", 1) for l in f.read().splitlines())
+    assert status["Uid"].split() == [str(HOST)] * 4
+    assert status["Gid"].split() == [str(HOST)] * 4
+    assert os.readlink("/proc/%d/ns/user" % pid) != os.readlink("/proc/self/ns/user")
+    with open("/proc/%d/uid_map" % pid) as f:
+        assert f.read().split() == ["0", str(HOST), str(SIZE)]
+    runtime.cmd("kill", "u1", "KILL", check=True)
+    runtime.cmd("delete", "-f", "u1", check=True)
+
+
+def test_ids_inside(runtime, ubundle):
+    out = run(runtime, ubundle(["sh", "-c", "id -u; id -g; id -G; cat /proc/self/uid_map /proc/self/gid_map"],
+                               lambda c: c["process"]["user"].update(additionalGids=[5, 7]), uid=1000, gid=1000))
+    lines = [l.split() for l in out.splitlines()]
+    assert lines[0] == ["1000"] and lines[1] == ["1000"]
+    assert sorted(lines[2]) == ["1000", "5", "7"]
+    assert lines[3] == ["0", str(HOST), str(SIZE)] and lines[4] == ["0", str(HOST), str(SIZE)]
+
+
+def test_namespaces_owned_by_the_user_namespace(runtime, ubundle):
+    """The other new namespaces belong to the container's user namespace:
+    its root may set the hostname (uts) and bring up an interface (net)."""
+    def caps(c):
+        c["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN", "CAP_NET_ADMIN"]
+                                        for k in ("bounding", "effective", "permitted")}
+    out = run(runtime, ubundle(["sh", "-c", "hostname other && hostname; ip link set lo down && echo netok"],
+                               caps))
+    assert out.split() == ["other", "netok"]
+
+
+def test_devices_are_bound_from_the_host(runtime, ubundle):
+    out = run(runtime, ubundle(["sh", "-c",
+                                "for d in null zero full random urandom tty; do stat -c '%n %t:%T' /dev/$d; done; "
+                                "echo x > /dev/null && echo wrote; head -c 3 /dev/zero | wc -c; "
+                                "grep -E ' /dev/(null|zero|full|random|urandom|tty) ' /proc/self/mountinfo | wc -l"]))
+    lines = out.splitlines()
+    assert lines[:6] == ["/dev/null 1:3", "/dev/zero 1:5", "/dev/full 1:7", "/dev/random 1:8",
+                         "/dev/urandom 1:9", "/dev/tty 5:0"]
+    # no mknod in a user namespace: each node is a bind mount of the host's
+    assert lines[6:] == ["wrote", "3", "6"]
+
+
+def test_device_missing_on_the_host_is_a_clear_error(runtime, ubundle):
+    def dev(c):
+        c["linux"]["devices"] = [{"path": "/dev/pyoci-nonexistent", "type": "c", "major": 1, "minor": 3}]
+    p = runtime.cmd("run", "-b", ubundle(["true"], dev), "u1")
+    assert p.returncode == 1
+    assert "linux.devices: /dev/pyoci-nonexistent" in p.stderr and "bind-mounted from the host" in p.stderr
+
+
+def test_device_not_matching_the_host_node_is_refused(runtime, ubundle):
+    def dev(c):
+        c["linux"]["devices"] = [{"path": "/dev/null", "type": "c", "major": 1, "minor": 5}]
+    p = runtime.cmd("run", "-b", ubundle(["true"], dev), "u1")
+    assert p.returncode == 1
+    assert "linux.devices: /dev/null" in p.stderr and "not that device" in p.stderr
+
+
+def test_files_created_inside_belong_to_mapped_ids(runtime, ubundle, open_dir):
+    data = os.path.join(open_dir, "data")
+    os.mkdir(data)
+    os.chown(data, HOST, HOST)
+    os.chmod(data, 0o1777)
+
+    def bind(c):
+        c["mounts"].append({"destination": "/data", "type": "bind", "source": data, "options": ["rbind"]})
+    run(runtime, ubundle(["sh", "-c", "touch /data/root-made && mkdir /data/root-dir"], bind, name="b1"), "u1")
+    run(runtime, ubundle(["touch", "/data/user-made"], bind, name="b2", uid=1000, gid=1001), "u2")
+    assert owners(os.path.join(data, "root-made"))[os.path.join(data, "root-made")][:2] == (HOST, HOST)
+    assert os.stat(os.path.join(data, "root-dir")).st_uid == HOST
+    st = os.stat(os.path.join(data, "user-made"))
+    assert (st.st_uid, st.st_gid) == (HOST + 1000, HOST + 1001)
+
+
+def test_host_files_stay_out_of_reach(runtime, ubundle, open_dir):
+    """Container root is not host root: a root-owned bind source stays
+    read-only to it, and nothing of the bundle changes owner or mode."""
+    src = os.path.join(open_dir, "hostdir")
+    os.mkdir(src, 0o755)
+    with open(os.path.join(src, "f"), "w") as f:
+        f.write("host\n")
+
+    def bind(c):
+        c["mounts"].append({"destination": "/hostdir", "type": "bind", "source": src, "options": ["rbind", "rw"]})
+        c["root"]["readonly"] = False
+    b = ubundle(["sh", "-c", "touch /hostdir/new 2>&1; (echo x >> /hostdir/f) 2>&1; "
+                 "chown 0 /hostdir/f 2>&1; chmod 777 /hostdir 2>&1; echo done"], bind)
+    watched = [b, os.path.join(b, "config.json"), os.path.join(b, "rootfs"), os.path.join(b, "rootfs", "bin"),
+               os.path.join(b, "rootfs", "bin", "busybox"), src, os.path.join(src, "f")]
+    before = owners(*watched)
+    out = run(runtime, b)
+    assert out.count("Permission denied") == 2 and out.count("Operation not permitted") == 2, out
+    assert out.strip().endswith("done")
+    assert owners(*watched) == before
+    assert before[b][0] == 0 and before[os.path.join(b, "rootfs")][0] == HOST
+    assert sorted(os.listdir(src)) == ["f"]
+    with open(os.path.join(src, "f")) as f:
+        assert f.read() == "host\n"
+
+
+def test_unreachable_rootfs_is_a_clear_error(runtime, ubundle, open_dir):
+    b = ubundle(["true"])
+    os.chmod(open_dir, 0o700)
+    try:
+        p = runtime.cmd("run", "-b", b, "u1")
+    finally:
+        os.chmod(open_dir, 0o755)
+    assert p.returncode == 1
+    assert "root.path: %s/rootfs is not reachable by the container's root (uid %d on the host)" % (b, HOST) \
+        in p.stderr, p.stderr
+    assert "no search permission on %s" % open_dir in p.stderr
+
+
+def test_unmapped_user_is_refused(runtime, ubundle):
+    p = runtime.cmd("run", "-b", ubundle(["true"], uid=SIZE + 5), "u1")
+    assert p.returncode == 1
+    assert "process.user.uid: %d is not mapped in linux.uidMappings" % (SIZE + 5) in p.stderr
+
+
+def test_join_user_namespace_by_path(runtime, ubundle):
+    runtime.cmd("run", "-d", "-b", ubundle(["sleep", "100"], name="a"), "ua", check=True)
+    pid = runtime.state("ua")["pid"]
+
+    def join(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "user"]
+        c["linux"]["namespaces"].append({"type": "user", "path": "/proc/%d/ns/user" % pid})
+        del c["linux"]["uidMappings"], c["linux"]["gidMappings"]
+    runtime.cmd("run", "-d", "-b", ubundle(["sh", "-c", "id -u; cat /proc/self/uid_map; sleep 100"], join,
+                                           name="b"), "ub", check=True)
+    pid2 = runtime.state("ub")["pid"]
+    assert os.readlink("/proc/%d/ns/user" % pid2) == os.readlink("/proc/%d/ns/user" % pid)
+    with open("/proc/%d/status" % pid2) as f:
+        assert "Uid:\t%d\t" % HOST in f.read()
+    for cid in ("ua", "ub"):
+        runtime.cmd("delete", "-f", cid, check=True)
+
+
+@pytest.mark.parametrize("cgroupns", [True, False])
+def test_cgroup_mounts_read_only(runtime, ubundle, cgroupns):
+    """CVE-2023-25809: every mount at or under /sys/fs/cgroup is read-only
+    (runc's check: the topmost mount at each such path)."""
+    def ns(c):
+        if not cgroupns:
+            c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "cgroup"]
+    script = ("for f in $(grep /sys/fs/cgroup /proc/self/mounts | while read a m r; do echo $m; done); do "
+              "grep \" $f \" /proc/self/mounts | tail -n 1; done")
+    lines = run(runtime, ubundle(["sh", "-c", script], ns)).splitlines()
+    assert lines
+    for line in lines:
+        assert line.split()[3].split(",")[0] == "ro", line
