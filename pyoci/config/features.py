@@ -13,7 +13,7 @@ from pyoci.config.validate import HOOKS
 # What this build of pyoci implements beyond the runtime's own tables.
 # A feature is reported enabled only when the build has it and the host can.
 BUILD = {
-    "idmap": False,         # mounts[].uidMappings/gidMappings (idmapped mounts)
+    "idmap": True,          # mounts[].uidMappings/gidMappings (idmapped mounts)
     "netDevices": False,    # linux.netDevices
     "intelRdt": False,      # linux.intelRdt
     "memoryPolicy": True,   # linux.memoryPolicy
@@ -152,7 +152,8 @@ def _runtime_tables():
     """Mount options, namespaces and seccomp flags of the runtime's own code."""
     try:
         from pyoci.linux import mounts, namespaces
-        opts = sorted(set(mounts.FLAGS) | set(mounts.PROPAGATION))
+        opts = sorted(set(mounts.FLAGS) | set(mounts.PROPAGATION) | set(mounts.RECURSIVE)
+                      | set(mounts.RECURSIVE_ATIME) | set(mounts.IGNORED))
         ns = sorted(namespaces.FLAGS)
     except Exception:  # the runtime core is not importable: say nothing rather than guess
         opts, ns = [], []

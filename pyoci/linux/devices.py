@@ -33,10 +33,13 @@ def all_devices(config):
     return devs + [d for d in DEFAULT if d["path"] not in have]
 
 
-def create(root_fd, config):
-    from pyoci.linux import userns
+def create(root_fd, config, bind=None):
+    """bind: bind-mount the host's nodes instead of mknod; by default when
+    running in a user namespace (mknod(2) is not permitted there)."""
+    if bind is None:
+        from pyoci.linux import userns
 
-    bind = userns.inside()   # mknod(2) is not permitted in a user namespace
+        bind = userns.inside()
     for d in all_devices(config):
         path = d["path"]
         dirname, name = os.path.split(path)

@@ -15,16 +15,30 @@ from pyoci.linux import sys as lsys
 RESOLVE = lsys.RESOLVE_IN_ROOT | lsys.RESOLVE_NO_MAGICLINKS
 
 
-def open_in_root(root_fd, path, flags=os.O_PATH):
-    return lsys.openat2(root_fd, path.lstrip("/") or ".", flags, 0, RESOLVE)
+def open_in_root(root_fd, path, flags=os.O_PATH, resolve=0):
+    return lsys.openat2(root_fd, path.lstrip("/") or ".", flags, 0, RESOLVE | resolve)
+
+
+def open_dir_no_symlinks(root_fd, path, mode=0o755):
+    """An O_PATH fd of the directory path in the root, created if missing,
+    reached through no symlink at all: ELOOP if a component is one, ENOTDIR
+    if it is not a directory."""
+    flags = os.O_PATH | os.O_DIRECTORY
+    try:
+        return open_in_root(root_fd, path, flags, lsys.RESOLVE_NO_SYMLINKS)
+    except FileNotFoundError:
+        pass
+    os.close(mkdir_all(root_fd, path, mode))
+    return open_in_root(root_fd, path, flags, lsys.RESOLVE_NO_SYMLINKS)
 
 
 def _components(path):
     return [c for c in path.split("/") if c and c != "."]
 
 
-def mkdir_all(root_fd, path, mode=0o755):
-    """Create path (and parents) inside the root; return an O_PATH fd of it."""
+def mkdir_all(root_fd, path, mode=0o755, _depth=0):
+    """Create path (and parents) inside the root; return an O_PATH fd of it.
+    A dangling symlink on the way has its target created, inside the root."""
     comps = _components(path)
     fd = os.dup(root_fd)
     try:
@@ -36,7 +50,16 @@ def mkdir_all(root_fd, path, mode=0o755):
                 try:
                     os.mkdir(comp, mode, dir_fd=fd)
                 except FileExistsError:
-                    pass
+                    try:
+                        target = os.readlink(comp, dir_fd=fd)
+                    except OSError:
+                        target = None
+                    if target is not None:
+                        if _depth >= 40:
+                            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                        if not target.startswith("/"):
+                            target = "/".join(comps[:i]) + "/" + target
+                        os.close(mkdir_all(root_fd, target, mode, _depth + 1))
                 nfd = open_in_root(root_fd, prefix, os.O_PATH | os.O_DIRECTORY)
             os.close(fd)
             fd = nfd

@@ -6,6 +6,7 @@ the new mount namespace, before and after pivot_root. Every destination is
 resolved inside the rootfs by the kernel (see paths.py), and mounts target
 the resolved fd through /proc/self/fd, never a path a symlink could redirect.
 """
+import errno
 import os
 import stat
 
@@ -19,13 +20,32 @@ class MountError(PyociError):
 
 
 def _mount_error(i, m, e):
+    reason = getattr(e, "strerror", None) or str(e)
+    if getattr(e, "errno", None) == errno.ENODEV and m.get("type"):
+        reason += " (unknown filesystem type %r)" % m["type"]
     return MountError("mounts[%d] (%s on %s): %s" % (
-        i, m.get("type") or "bind", m.get("destination"), getattr(e, "strerror", None) or e))
+        i, m.get("type") or "bind", m.get("destination"), reason))
+
+
+def _selinux_enabled():
+    return os.path.exists("/sys/fs/selinux/enforce")
+
+
+# Filesystems the SELinux context= mount option is given to (as runc does:
+# not to binds, proc, sysfs or cgroups, whose labels come from the policy).
+LABELED = frozenset(("tmpfs", "devpts", "mqueue", "shm", "ramfs", "overlay", "fuse"))
 
 
 class Rootfs:
-    def __init__(self, config, bundle, rootfs, ns_plan, cgroup_paths, hierarchies):
+    def __init__(self, config, bundle, rootfs, ns_plan, cgroup_paths, hierarchies,
+                 log=None, idmap_fds=None, bind_devices=None):
         self.config = config
+        self.log = log
+        self.idmap_fds = idmap_fds or {}
+        # Devices bind-mounted from the host instead of mknod (a container
+        # in a user namespace of its own cannot mknod).
+        self.bind_devices = bind_devices
+        self.mount_label = None
         self.linux = config.get("linux") or {}
         self.bundle = bundle
         self.rootfs = rootfs
@@ -44,6 +64,13 @@ class Rootfs:
         s.mount(None, "/", None, s.MS_SLAVE | s.MS_REC)
         s.mount(self.rootfs, self.rootfs, None, s.MS_BIND | s.MS_REC)
         self.root_fd = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._check_dev()
+        label = self.linux.get("mountLabel")
+        if label:
+            if _selinux_enabled():
+                self.mount_label = label
+            elif self.log is not None:
+                self.log.debug("linux.mountLabel %r not applied: SELinux is not enabled on this host" % label)
         dev_is_mounted = False
         for i, m in enumerate(self.config.get("mounts") or ()):
             dest = m.get("destination") or ""
@@ -56,10 +83,23 @@ class Rootfs:
             except OSError as e:
                 raise _mount_error(i, m, e)
         if dev_is_mounted:
-            devices.create(self.root_fd, self.config)
+            devices.create(self.root_fd, self.config, bind=self.bind_devices)
             devices.symlinks(self.root_fd)
         elif self.linux.get("devices"):
-            devices.create(self.root_fd, {"linux": {"devices": self.linux["devices"]}})
+            devices.create(self.root_fd, {"linux": {"devices": self.linux["devices"]}}, bind=self.bind_devices)
+
+    def _check_dev(self):
+        """A /dev that is a symlink in the image would send the device nodes
+        and the /dev mounts wherever it points: refuse it."""
+        try:
+            st = os.stat("dev", dir_fd=self.root_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(st.st_mode):
+            raise PyociError("root.path: /dev in the rootfs is a symlink (to %s): refusing it"
+                             % os.readlink("dev", dir_fd=self.root_fd))
+        if not stat.S_ISDIR(st.st_mode):
+            raise PyociError("root.path: /dev in the rootfs is not a directory: refusing it")
 
     def _mount(self, i, m, dest):
         mtype = m.get("type")
@@ -67,11 +107,13 @@ class Rootfs:
         src = m.get("source")
         if mtype == "cgroup" or mtype == "cgroup2":
             return self._mount_cgroup(dest, opts)
+        kernel_fs = mtype in ("proc", "sysfs")
         if mtype == "sysfs" and not self.ns.has("network"):
             # A sysfs instance belongs to a network namespace: without one of
             # its own the container gets the host's /sys, read-only.
             mtype, src = None, "/sys"
-            opts = mounts.Options(opts.flags | s.MS_BIND | s.MS_REC | s.MS_RDONLY, opts.propagation, "")
+            opts = mounts.Options(opts.flags | s.MS_BIND | s.MS_REC | s.MS_RDONLY, opts.propagation, "",
+                                  opts.attr_set, opts.attr_clr)
         if opts.is_bind:
             if not src:
                 raise MountError("mounts[%d].source: a bind mount needs a source" % i)
@@ -81,20 +123,65 @@ class Rootfs:
                 st = os.stat(src)
             except OSError as e:
                 raise MountError("mounts[%d].source: %s: %s" % (i, src, e.strerror))
-            fd = paths.ensure(self.root_fd, dest, stat.S_ISDIR(st.st_mode))
+            fd = self._destination(i, dest, stat.S_ISDIR(st.st_mode), kernel_fs)
             try:
-                s.mount(src, s.fd_path(fd), None, s.MS_BIND | (opts.flags & s.MS_REC))
+                if opts.idmap:
+                    self._mount_idmapped(i, src, fd, opts)
+                else:
+                    s.mount(src, s.fd_path(fd), None, s.MS_BIND | (opts.flags & s.MS_REC))
             finally:
                 os.close(fd)
             if opts.flags & mounts.BIND_REMOUNT_FLAGS:
                 self._remount_bind(dest, opts.flags)
         else:
-            fd = paths.ensure(self.root_fd, dest, True)
+            fd = self._destination(i, dest, True, kernel_fs)
+            data = opts.data
+            if self.mount_label and mtype in LABELED:
+                data = ",".join(x for x in (data, 'context="%s"' % self.mount_label) if x)
             try:
-                s.mount(src or mtype, s.fd_path(fd), mtype, opts.flags & ~s.MS_REMOUNT, opts.data or None)
+                s.mount(src or mtype, s.fd_path(fd), mtype, opts.flags & ~s.MS_REMOUNT, data or None)
+            finally:
+                os.close(fd)
+        if opts.recursive_attrs:
+            fd = self._reopen(dest)
+            try:
+                s.mount_setattr(fd, "", s.AT_EMPTY_PATH | s.AT_RECURSIVE, opts.attr_set, opts.attr_clr)
             finally:
                 os.close(fd)
         self._propagate(dest, opts.propagation)
+
+    def _destination(self, i, dest, is_dir, kernel_fs):
+        """An O_PATH fd of the mount destination inside the rootfs, created
+        as needed. proc and sysfs go only onto a real directory reached
+        through no symlink (CVE-2019-19921, CVE-2023-27561)."""
+        if not kernel_fs:
+            return paths.ensure(self.root_fd, dest, is_dir)
+        try:
+            return paths.open_dir_no_symlinks(self.root_fd, dest)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise MountError("mounts[%d].destination: %s is a symlink in the rootfs: refusing to "
+                                 "mount %s there" % (i, dest, self.config["mounts"][i].get("type")))
+            if e.errno == errno.ENOTDIR:
+                raise MountError("mounts[%d].destination: %s is not a directory in the rootfs: refusing "
+                                 "to mount %s there" % (i, dest, self.config["mounts"][i].get("type")))
+            raise
+
+    def _mount_idmapped(self, i, src, fd, opts):
+        """A detached copy of the source tree, idmapped with the mount's
+        user namespace, then attached on the destination fd."""
+        userns = self.idmap_fds.get(i)
+        if userns is None:
+            raise MountError("mounts[%d].options: %s without a user namespace" % (i, opts.idmap))
+        recursive = opts.idmap == "ridmap"
+        tree = s.open_tree(AT_FDCWD, src, s.OPEN_TREE_CLONE | s.OPEN_TREE_CLOEXEC
+                           | (s.AT_RECURSIVE if (recursive or opts.flags & s.MS_REC) else 0))
+        try:
+            s.mount_setattr(tree, "", s.AT_EMPTY_PATH | (s.AT_RECURSIVE if recursive else 0),
+                            s.MOUNT_ATTR_IDMAP, 0, 0, userns)
+            s.move_mount(tree, "", fd, "", s.MOVE_MOUNT_F_EMPTY_PATH | s.MOVE_MOUNT_T_EMPTY_PATH)
+        finally:
+            os.close(tree)
 
     def _reopen(self, dest):
         return paths.open_in_root(self.root_fd, dest)
@@ -207,33 +294,78 @@ class Rootfs:
 
     # -- after pivot ---------------------------------------------------
     def finish(self):
-        for p in self.linux.get("readonlyPaths") or ():
-            try:
-                s.mount(p, p, None, s.MS_BIND | s.MS_REC)
-            except FileNotFoundError:
-                continue
-            except OSError as e:
-                raise PyociError("linux.readonlyPaths: %s: %s" % (p, e.strerror))
-            s.mount(None, p, None, s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY | s.MS_NOSUID
-                    | s.MS_NODEV | s.MS_NOEXEC)
-        for p in self.linux.get("maskedPaths") or ():
-            self._mask(p)
+        root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for p in self.linux.get("readonlyPaths") or ():
+                self._readonly(root, p)
+            masked = self.linux.get("maskedPaths")
+            if masked:
+                null = _verified_null(root)
+                try:
+                    for p in masked:
+                        self._mask(root, null, p)
+                finally:
+                    os.close(null)
+        finally:
+            os.close(root)
         if (self.config.get("root") or {}).get("readonly"):
             s.mount(None, "/", None, s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY)
 
     @staticmethod
-    def _mask(p):
+    def _open(root, p, what):
         try:
-            st = os.lstat(p)
+            return paths.open_in_root(root, p)
         except (FileNotFoundError, NotADirectoryError):
+            return -1
+        except OSError as e:
+            raise PyociError("%s: %s: %s" % (what, p, e.strerror))
+
+    def _readonly(self, root, p):
+        """A read-only bind of p onto itself, recursively (mount_setattr)."""
+        fd = self._open(root, p, "linux.readonlyPaths")
+        if fd < 0:
             return
         try:
-            if stat.S_ISDIR(st.st_mode):
-                s.mount("tmpfs", p, "tmpfs", s.MS_RDONLY, None)
+            tree = s.open_tree(fd, "", s.OPEN_TREE_CLONE | s.OPEN_TREE_CLOEXEC | s.AT_EMPTY_PATH
+                               | s.AT_RECURSIVE)
+            try:
+                s.mount_setattr(tree, "", s.AT_EMPTY_PATH | s.AT_RECURSIVE, s.MOUNT_ATTR_RDONLY)
+                s.move_mount(tree, "", fd, "", s.MOVE_MOUNT_F_EMPTY_PATH | s.MOVE_MOUNT_T_EMPTY_PATH)
+            finally:
+                os.close(tree)
+        except OSError as e:
+            raise PyociError("linux.readonlyPaths: %s: %s" % (p, e.strerror))
+        finally:
+            os.close(fd)
+
+    def _mask(self, root, null, p):
+        fd = self._open(root, p, "linux.maskedPaths")
+        if fd < 0:
+            return
+        try:
+            if paths.is_dir_fd(fd):
+                s.mount("tmpfs", s.fd_path(fd), "tmpfs", s.MS_RDONLY, None)
             else:
-                null = os.lstat("/dev/null")
-                if not stat.S_ISCHR(null.st_mode) or null.st_rdev != os.makedev(1, 3):
-                    raise PyociError("/dev/null in the container is not the null device: refusing to mask %s" % p)
-                s.mount("/dev/null", p, None, s.MS_BIND)
+                s.mount(s.fd_path(null), s.fd_path(fd), None, s.MS_BIND)
         except OSError as e:
             raise PyociError("linux.maskedPaths: %s: %s" % (p, e.strerror))
+        finally:
+            os.close(fd)
+
+
+def _verified_null(root):
+    """An fd of the container's /dev/null, checked to be the character device
+    1:3 itself, not a symlink or another file put there (CVE-2025-31133)."""
+    try:
+        fd = paths.open_in_root(root, "/dev/null", os.O_PATH | os.O_NOFOLLOW, s.RESOLVE_NO_SYMLINKS)
+    except OSError as e:
+        raise PyociError("linux.maskedPaths: /dev/null in the container: %s: refusing to mask" % e.strerror)
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise PyociError("linux.maskedPaths: /dev/null in the container is not the null device (1:3): "
+                         "refusing to mask with it")
+    return fd
+
+
+AT_FDCWD = -100

@@ -12,3 +12,5 @@ def apply(sysctls):
             procfs.write(path, str(value))
         except OSError as e:
             raise PyociError("linux.sysctl[%r]: write %s: %s" % (key, path, e.strerror))
+        except PyociError as e:
+            raise PyociError("linux.sysctl[%r]: %s" % (key, e))

@@ -166,7 +166,8 @@ def build(setup, chan):
     if "mount" in ns.new:
         from pyoci.linux.rootfs import Rootfs
 
-        rootfs = Rootfs(config, setup.bundle, setup.rootfs, ns, setup.cgroup_paths, setup.hierarchies)
+        rootfs = Rootfs(config, setup.bundle, setup.rootfs, ns, setup.cgroup_paths, setup.hierarchies,
+                        log=setup.log, idmap_fds=getattr(setup, "idmap_fds", None))
         rootfs.prepare()
         if in_userns and not ns.has("cgroup"):
             userns.readonly_cgroupfs(setup.rootfs)   # CVE-2023-25809

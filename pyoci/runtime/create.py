@@ -175,6 +175,7 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
 
         seccomp = sc.program(config["linux"]["seccomp"], root=ctx.root, warn=ctx.log.debug)
         listener = sc.connect_listener(config["linux"]["seccomp"])
+    idmap_fds = _idmap_fds(config)
     init_fd = executable.open_init()
     join_fds = namespaces.open_join_fds(ns_plan)
     fifo_fd = os.open(sdir.fifo, os.O_PATH | os.O_CLOEXEC)
@@ -190,7 +191,8 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
     setup = childmod.Setup(cid=sdir.id, config=config, bundle=bundle, rootfs=rootfs, ns=ns_plan,
                            cgroup_paths=cg.paths, hierarchies=hierarchies, init_fd=init_fd,
                            fifo_fd=fifo_fd, console=console, opts=opts, log=ctx.log,
-                           seccomp=seccomp, settings=settings, seccomp_listener=listener)
+                           seccomp=seccomp, settings=settings, seccomp_listener=listener,
+                           idmap_fds=idmap_fds)
     c1 = os.fork()
     if c1 == 0:
         childmod.stage1(setup, join_fds, to_child, from_child)   # never returns
@@ -198,7 +200,7 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
     try:
         to_child.close_read()
         from_child.close_write()
-        for fd in [init_fd, fifo_fd] + [fd for _, fd in join_fds]:
+        for fd in [init_fd, fifo_fd] + [fd for _, fd in join_fds] + list(idmap_fds.values()):
             os.close(fd)
         if console is not None:
             console.close()
@@ -288,6 +290,20 @@ def _id_maps(config, ns_plan):
             field = "process.user.gid" if i == 0 else "process.user.additionalGids[%d]" % (i - 1)
             raise ConfigError(field, "%d is not mapped in linux.gidMappings" % g)
     return uids, gids
+
+
+def _idmap_fds(config):
+    """User namespace fds for the idmapped mounts, made here where /proc
+    shows the helper processes."""
+    if not any("idmap" in (m.get("options") or ()) or "ridmap" in (m.get("options") or ())
+               for m in config.get("mounts") or ()):
+        return {}
+    from pyoci.linux import mounts
+
+    try:
+        return mounts.idmap_fds(config)
+    except OSError as e:
+        raise PyociError("mounts: idmapped mount: user namespace for the mappings: %s" % (e.strerror or e))
 
 
 def _oom_score_adj(config, pid):
