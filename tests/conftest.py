@@ -120,9 +120,20 @@ def cgroup_dirs():
     return out
 
 
-def mounts():
+def _others_temp(mountpoint, own_base):
+    """A mount under /tmp outside this session's temporary base (and without
+    TAG): another session's (a podman run in /tmp/pyoci-pm-*, say), never one
+    that this session's containers could leave."""
+    return (mountpoint.startswith("/tmp/") and not mountpoint.startswith(own_base + "/")
+            and TAG not in mountpoint)
+
+
+def mounts(own_base=None):
     with open("/proc/self/mountinfo") as f:
-        return sorted(" ".join(l.split()[3:5]) for l in f)
+        out = [l.split()[3:5] for l in f]
+    if own_base:
+        out = [m for m in out if not _others_temp(m[1], own_base)]
+    return sorted(" ".join(m) for m in out)
 
 
 class Runtime:
@@ -160,11 +171,12 @@ class Runtime:
 
 
 @pytest.fixture
-def host_guard(tmp_path):
+def host_guard(tmp_path, tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("integration tests run containers as root")
     reap()
-    before_mounts, before_cgroups = mounts(), cgroup_dirs()
+    base = str(tmp_path_factory.getbasetemp())
+    before_mounts, before_cgroups = mounts(base), cgroup_dirs()
     before_children = {p for p, _ in our_children()}
     yield
     reap()
@@ -178,7 +190,7 @@ def host_guard(tmp_path):
     reap()
     if leftover:
         problems.append("processes left: %r" % leftover)
-    new_mounts = sorted(set(mounts()) - set(before_mounts))
+    new_mounts = sorted(set(mounts(base)) - set(before_mounts))
     if new_mounts:
         problems.append("mounts left: %r" % new_mounts)
     new_cgroups = sorted(cgroup_dirs() - before_cgroups)
