@@ -35,6 +35,8 @@ COMMANDS = {
     "ps": ("pyoci.cli.query", "cmd_ps"),
     "pause": ("pyoci.cli.query", "cmd_pause"),
     "resume": ("pyoci.cli.query", "cmd_resume"),
+    "update": ("pyoci.cli.cgroup_cmds", "cmd_update"),
+    "events": ("pyoci.cli.cgroup_cmds", "cmd_events"),
     "spec": ("pyoci.cli.config_cmds", "cmd_spec"),
     "features": ("pyoci.cli.config_cmds", "cmd_features"),
     "validate": ("pyoci.cli.config_cmds", "cmd_validate"),

@@ -112,12 +112,26 @@ class Container:
         if self.status() == STOPPED:
             raise ContainerNotRunning()
         if all_processes:
-            pids = self.cgroup().pids()
-            for pid in pids:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
+            # Freeze the cgroup while signalling, so that no process forks
+            # past the list; thaw afterwards (a frozen process would not
+            # act on SIGKILL), as runc does.
+            cg = self.cgroup()
+            froze = False
+            try:
+                cg.freeze(True)
+                froze = True
+            except (PyociError, OSError):
+                pass
+            try:
+                pids = cg.pids()
+                for pid in pids:
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        pass
+            finally:
+                if froze:
+                    cg.freeze(False)
             if pids:
                 return
         try:

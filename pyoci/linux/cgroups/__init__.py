@@ -83,18 +83,22 @@ def is_systemd_path(p):
 class Cgroup:
     """The container's cgroup: a directory per hierarchy."""
 
-    def __init__(self, paths, created=()):
+    def __init__(self, paths, created=(), resources=None):
         self.paths = paths          # {key: absolute directory}
         self.created = list(created)  # directories create made, in order
+        self.resources = resources  # linux.resources as applied (create, then update)
 
     def to_state(self):
-        return {"paths": self.paths, "created": self.created}
+        d = {"paths": self.paths, "created": self.created}
+        if self.resources:
+            d["resources"] = self.resources
+        return d
 
     @classmethod
     def from_state(cls, d):
         if not d:
             return cls({}, [])
-        return cls(d.get("paths") or {}, d.get("created") or [])
+        return cls(d.get("paths") or {}, d.get("created") or [], d.get("resources"))
 
     # -- placement -----------------------------------------------------
     @classmethod
@@ -176,6 +180,8 @@ class Cgroup:
         from pyoci.linux.cgroups import resources as R
 
         saved = [] if restore else None
+        if not restore:
+            self.resources = res or None
         try:
             for w in R.plan(res, self.version(), warn):
                 if isinstance(w, R.MemoryPair):

@@ -1,0 +1,208 @@
+"""pause/resume, update, events, ps, kill --all on real containers: the
+effect in the cgroup files and inside the container."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import PYOCI, TAG
+from test_cgroups import cg_dir, exec_in, read, res_changes, start_sleeping
+
+COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /dev/shm/c; sleep 0.02; done"
+
+
+def counter(pid):
+    try:
+        with open("/proc/%d/root/dev/shm/c" % pid) as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def advancing(pid, wait=0.3):
+    a = counter(pid)
+    time.sleep(wait)
+    return counter(pid) > a
+
+
+def test_pause_resume_freezes_and_thaws(runtime, make_bundle):
+    pid = start_sleeping(runtime, make_bundle, "pz", {}, args=("sh", "-c", COUNTER))
+    fz = cg_dir(pid, "freezer")
+    assert advancing(pid)
+    runtime.cmd("pause", "pz", check=True)
+    assert read(fz, "freezer.state") == "FROZEN"
+    assert runtime.state("pz")["status"] == "paused"
+    assert not advancing(pid)
+    p = runtime.cmd("pause", "pz")
+    assert p.returncode == 1 and "not running" in p.stderr
+    runtime.cmd("resume", "pz", check=True)
+    assert read(fz, "freezer.state") == "THAWED"
+    assert runtime.state("pz")["status"] == "running"
+    assert advancing(pid)
+    assert runtime.cmd("resume", "pz").returncode == 1
+    # a paused container can be deleted with --force
+    runtime.cmd("pause", "pz", check=True)
+    runtime.cmd("delete", "-f", "pz", check=True)
+    assert not os.path.exists(fz)
+
+
+def test_v2_freeze_on_the_cgroup2_mount(host_guard):
+    """cgroup.freeze and cgroup.events for real on this host's cgroup2 mount."""
+    from pyoci.linux.cgroups import Cgroup, layout
+
+    v2 = [h for h in layout() if h.version == 2]
+    if not v2:
+        pytest.skip("no cgroup2 mount")
+    d = os.path.join(v2[0].mountpoint, TAG + "-frz")
+    cg = Cgroup({"": d})
+    cg.create()
+    p = subprocess.Popen(["sh", "-c", "echo $$ > %s/cgroup.procs; exec sleep 30" % d])
+    try:
+        for _ in range(200):
+            if cg.pids():
+                break
+            time.sleep(0.01)
+        assert cg.pids() == [p.pid]
+        cg.freeze(True)
+        assert "frozen 1" in read(d, "cgroup.events") and cg.frozen()
+        cg.freeze(False)
+        assert "frozen 0" in read(d, "cgroup.events") and not cg.frozen()
+    finally:
+        p.kill()
+        p.wait()
+        cg.destroy()
+    assert not os.path.exists(d)
+
+
+def test_update_flags_change_files_and_inside(runtime, make_bundle):
+    pid = start_sleeping(runtime, make_bundle, "up1", {"memory": {"limit": 64 << 20}, "pids": {"limit": 50}})
+    runtime.cmd("update", "--memory", "100M", "--pids-limit", "20", "--cpu-quota", "30000",
+                "--cpu-period", "100000", "--cpu-share", "256", "--cpuset-cpus", "0", "up1", check=True)
+    assert read(cg_dir(pid, "memory"), "memory.limit_in_bytes") == str(100 << 20)
+    assert read(cg_dir(pid, "pids"), "pids.max") == "20"
+    c = cg_dir(pid, "cpu")
+    assert (read(c, "cpu.cfs_quota_us"), read(c, "cpu.shares")) == ("30000", "256")
+    assert read(cg_dir(pid, "cpuset"), "cpuset.cpus") == "0"
+    r = exec_in(pid, "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes")
+    assert r.stdout.split() == ["20", str(100 << 20)], r
+    runtime.cmd("delete", "-f", "up1", check=True)
+
+
+def test_update_resources_file_forms(runtime, make_bundle, tmp_path):
+    pid = start_sleeping(runtime, make_bundle, "up2", {"pids": {"limit": 50}})
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps({"pids": {"limit": 31}, "memory": {"limit": 80 << 20, "swap": 90 << 20}}))
+    runtime.cmd("update", "--resources", str(f), "up2", check=True)
+    assert read(cg_dir(pid, "pids"), "pids.max") == "31"
+    assert read(cg_dir(pid, "memory"), "memory.memsw.limit_in_bytes") == str(90 << 20)
+    f.write_text(json.dumps({"pids": {"limit": 32}}))
+    runtime.cmd("update", "--resources=" + str(f), "up2", check=True)
+    assert read(cg_dir(pid, "pids"), "pids.max") == "32"
+    runtime.cmd("update", "-r", "-", "up2", input='{"pids": {"limit": 33}}', check=True)
+    assert read(cg_dir(pid, "pids"), "pids.max") == "33"
+    # lowering memory below memsw and raising it above the old memsw both work
+    runtime.cmd("update", "--memory", "200M", "--memory-swap", "300M", "up2", check=True)
+    assert read(cg_dir(pid, "memory"), "memory.limit_in_bytes") == str(200 << 20)
+    runtime.cmd("delete", "-f", "up2", check=True)
+
+
+@pytest.mark.parametrize("args,text", [
+    (["--cpuset-cpus", "4000"], "linux.resources.cpu.cpus"),
+    (["--memory", "abc"], "--memory"),
+    (["--memory", "10M", "--memory-swap", "5M"], "linux.resources.memory.swap"),
+    (["--cpu-quota", "x"], "--cpu-quota"),
+    (["--blkio-weight", "5000"], "linux.resources.blockIO.weight"),
+])
+def test_update_bad_values_leave_cgroup_unchanged(runtime, make_bundle, args, text):
+    pid = start_sleeping(runtime, make_bundle, "up3", {"pids": {"limit": 50}, "memory": {"limit": 64 << 20}})
+    before = {c: sorted(os.listdir(cg_dir(pid, c))) for c in ("pids",)}
+    p = runtime.cmd("update", "--pids-limit", "7", *args, "up3")
+    assert p.returncode == 1 and text in p.stderr, p.stderr
+    assert read(cg_dir(pid, "pids"), "pids.max") == "50"
+    assert read(cg_dir(pid, "memory"), "memory.limit_in_bytes") == str(64 << 20)
+    assert {c: sorted(os.listdir(cg_dir(pid, c))) for c in ("pids",)} == before
+    runtime.cmd("delete", "-f", "up3", check=True)
+
+
+def test_update_check_before_update_and_stopped(runtime, make_bundle):
+    pid = start_sleeping(runtime, make_bundle, "up4", {"memory": {"limit": 64 << 20, "checkBeforeUpdate": True}})
+    p = runtime.cmd("update", "--memory", "4096", "up4")
+    assert p.returncode == 1 and "linux.resources.memory.limit" in p.stderr and "usage" in p.stderr, p.stderr
+    assert read(cg_dir(pid, "memory"), "memory.limit_in_bytes") == str(64 << 20)
+    runtime.cmd("kill", "up4", "KILL", check=True)
+    for _ in range(300):
+        if runtime.state("up4")["status"] == "stopped":
+            break
+        time.sleep(0.01)
+    p = runtime.cmd("update", "--pids-limit", "5", "up4")
+    assert p.returncode == 1 and "stopped" in p.stderr
+    runtime.cmd("delete", "up4", check=True)
+
+
+def test_events_stats_runc_fields(runtime, make_bundle):
+    pid = start_sleeping(runtime, make_bundle, "ev1", {"memory": {"limit": 64 << 20}, "pids": {"limit": 40}})
+    out = runtime.cmd("events", "--stats", "ev1", check=True).stdout
+    assert out.count("\n") == 1
+    ev = json.loads(out)
+    assert (ev["type"], ev["id"]) == ("stats", "ev1")
+    d = ev["data"]
+    assert list(d) == ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"]
+    assert d["memory"]["usage"]["limit"] == 64 << 20 and d["memory"]["usage"]["usage"] > 0
+    assert set(d["memory"]) >= {"usage", "swap", "kernel", "kernelTCP", "raw"}
+    assert d["pids"] == {"current": 1, "limit": 40}
+    assert d["cpu"]["usage"]["total"] > 0 and "user" in d["cpu"]["usage"]
+    assert len(d["cpu"]["usage"]["percpu"]) == os.cpu_count()
+    assert d["network_interfaces"] is None
+    runtime.cmd("delete", "-f", "ev1", check=True)
+    p = runtime.cmd("events", "--stats", "ev1")
+    assert p.returncode == 1
+
+
+def test_events_stream_reports_oom_and_ends_with_the_container(runtime, make_bundle):
+    script = "sleep 0.5; dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 0.5"
+    pid = start_sleeping(runtime, make_bundle, "ev2", {"memory": {"limit": 16 << 20, "swap": 16 << 20}},
+                         args=("sh", "-c", script))
+    assert pid
+    p = subprocess.Popen([PYOCI, "--root", runtime.root, "events", "--interval", "200ms", "ev2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    events = [json.loads(l) for l in out.splitlines()]
+    types = [e["type"] for e in events]
+    assert "oom" in types, (types, err)
+    assert types.count("stats") >= 2
+    assert {"type": "oom", "id": "ev2"} in events
+    assert p.returncode == 0
+    runtime.cmd("delete", "ev2", check=True)
+
+
+def test_ps_formats_and_kill_all(runtime, make_bundle):
+    pid = start_sleeping(runtime, make_bundle, "ps1", {}, args=("sh", "-c", "sleep 100 & sleep 101 & wait"))
+    pdir = cg_dir(pid, "pids")
+    for _ in range(200):
+        procs = read(pdir, "cgroup.procs").split()
+        if len(procs) == 3:
+            break
+        time.sleep(0.01)
+    pids = json.loads(runtime.cmd("ps", "--format", "json", "ps1", check=True).stdout)
+    assert sorted(pids) == sorted(int(x) for x in procs) and pid in pids
+    table = runtime.cmd("ps", "ps1", "-o", "pid,args", check=True).stdout.splitlines()
+    assert table[0].split() == ["PID", "COMMAND"]
+    assert sorted(int(l.split()[0]) for l in table[1:]) == sorted(pids)
+    assert sum(l.split(None, 1)[1].startswith("sleep 10") for l in table[1:]) == 2
+    # kill --all reaches the children too, even when the container is paused
+    runtime.cmd("pause", "ps1", check=True)
+    runtime.cmd("kill", "--all", "ps1", "KILL", check=True)
+    for _ in range(300):
+        if not read(pdir, "cgroup.procs"):
+            break
+        time.sleep(0.01)
+    for p in pids:
+        assert not os.path.exists("/proc/%d/status" % p) or "zombie" in open("/proc/%d/status" % p).read()
+    runtime.cmd("delete", "-f", "ps1", check=True)
