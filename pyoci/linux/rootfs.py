@@ -211,6 +211,16 @@ class Rootfs:
         finally:
             os.close(fd)
 
+    def _cgroup_dir(self, key):
+        """The container's cgroup directory in a hierarchy: its own, or the
+        one it runs in (a rootless container without a delegated cgroup)."""
+        d = self.cgroup_paths.get(key)
+        if d is None:
+            from pyoci.linux.cgroups import Cgroup
+
+            d = Cgroup.plan({}, "", self.hierarchies).paths.get(key)
+        return d
+
     def _mount_cgroup(self, dest, opts):
         flags = opts.flags & ~(s.MS_BIND | s.MS_REC | s.MS_REMOUNT)
         ro = flags & s.MS_RDONLY
@@ -223,7 +233,7 @@ class Rootfs:
                 if own_ns:
                     s.mount("cgroup2", s.fd_path(fd), "cgroup2", flags)
                 else:
-                    s.mount(self.cgroup_paths.get(""), s.fd_path(fd), None, s.MS_BIND)
+                    s.mount(self._cgroup_dir(""), s.fd_path(fd), None, s.MS_BIND)
             finally:
                 os.close(fd)
             if not own_ns and ro:
@@ -243,7 +253,7 @@ class Rootfs:
                     s.mount("cgroup", s.fd_path(fd), "cgroup" if h.version == 1 else "cgroup2",
                             flags, h.mount_data or None)
                 else:
-                    s.mount(self.cgroup_paths[h.key], s.fd_path(fd), None, s.MS_BIND)
+                    s.mount(self._cgroup_dir(h.key), s.fd_path(fd), None, s.MS_BIND)
             finally:
                 os.close(fd)
             if not own_ns and (flags & mounts.BIND_REMOUNT_FLAGS):

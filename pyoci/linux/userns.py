@@ -221,3 +221,56 @@ def readonly_cgroupfs(rootfs):
                 os.close(fd)
     finally:
         os.close(root_fd)
+
+
+# -- the runtime's side, for containers with a user namespace -----------------
+def set_rlimits(pid, config):
+    """process.rlimits on the container's init from outside (prlimit(2)):
+    inside its user namespace it could lower them but never raise them."""
+    import resource
+
+    from pyoci.linux import process
+
+    for res, soft, hard in process.rlimits(config.get("process") or {}):
+        conv = [resource.RLIM_INFINITY if v == process.RLIM_INFINITY else v for v in (soft, hard)]
+        try:
+            resource.prlimit(pid, res, tuple(conv))
+        except (OSError, ValueError) as e:
+            name = next((k for k, v in process.RLIMITS.items() if v == res), str(res))
+            raise PyociError("process.rlimits: %s %d/%d: %s" % (name, soft, hard, getattr(e, "strerror", None) or e))
+
+
+def _may_create(d, own=None):
+    """Whether this process may make (or use) the cgroup directory d and,
+    on cgroup v2 (own: the caller's cgroup there), move a process from its
+    own cgroup into it (write access to the common ancestor's cgroup.procs)."""
+    if own is not None:
+        anc = os.path.commonpath([own, d])
+        if not os.access(os.path.join(anc, "cgroup.procs"), os.W_OK):
+            return False
+    if os.path.isdir(d):
+        return os.access(os.path.join(d, "cgroup.procs"), os.W_OK)
+    p = os.path.dirname(d)
+    while not os.path.isdir(p):
+        p = os.path.dirname(p)
+    return os.access(p, os.W_OK | os.X_OK)
+
+
+def rootless_cgroup(cg, config, warn, hierarchies):
+    """--rootless: the container gets its cgroup where the caller may make
+    it (a delegated subtree); otherwise none, with a warning, unless the
+    config asks for limits, which then cannot be applied."""
+    from pyoci.linux.cgroups import Cgroup
+
+    own = Cgroup.plan({}, "", hierarchies).paths
+    blocked = sorted(d for k, d in cg.paths.items() if not _may_create(d, own.get(k) if k == "" else None))
+    if not blocked:
+        return cg
+    res = (config.get("linux") or {}).get("resources") or {}
+    limits = sorted(k for k, v in res.items() if v not in (None, {}, []) and k != "devices")
+    if limits:
+        raise ConfigError("linux.resources." + limits[0], "cannot be applied by a rootless container: no "
+                          "delegated cgroup it may write (%s is not writable)" % blocked[0])
+    warn("rootless: no cgroup this user may write (%s): the container stays in the caller's cgroup "
+         "and linux.resources are not applied" % blocked[0])
+    return Cgroup({})

@@ -136,9 +136,12 @@ def _preload_userns(setup):
     import pyoci.linux
     import pyoci.runtime.plan  # noqa: F401
 
-    for name in sorted(os.listdir(pyoci.linux.__path__[0])):
+    base = pyoci.linux.__path__[0]
+    for name in sorted(os.listdir(base)):
         if name.endswith(".py") and name not in ("__init__.py", "seccomp.py"):
             importlib.import_module("pyoci.linux." + name[:-3])
+        elif os.path.isfile(os.path.join(base, name, "__init__.py")):
+            importlib.import_module("pyoci.linux." + name)
     _preload(setup)
 
 

@@ -91,8 +91,15 @@ def create(ctx, cid, opts):
     ns_plan = namespaces.plan(config)
     settings = _process_settings(config)
     ns_plan.id_maps = _id_maps(config, ns_plan)
+    if os.geteuid() != 0 and not ns_plan.has("user"):
+        raise PyociError("config.json: linux.namespaces: a container run by an unprivileged user needs a "
+                         "user namespace (`pyoci spec --rootless` writes one)")
     hierarchies = cgroups.layout()
     cg = cgroups.Cgroup.plan(config, cid, hierarchies)
+    if ctx.rootless:
+        from pyoci.linux import userns
+
+        cg = userns.rootless_cgroup(cg, config, ctx.log.warning, hierarchies)
 
     sdir.make()
     child = None
@@ -101,7 +108,10 @@ def create(ctx, cid, opts):
         _fifo_for_userns(sdir.fifo, ns_plan)
         cg.create()
         lin = config.get("linux") or {}
-        cg.apply(lin.get("resources") or {}, warn=ctx.log.warning, config_devices=lin.get("devices") or ())
+        if cg.paths:   # none for a rootless container without a delegated cgroup
+            # rootless: no device rules (v1 needs CAP_SYS_ADMIN, v2 CAP_BPF), as runc
+            cg.apply(lin.get("resources") or {}, warn=ctx.log.warning, config_devices=lin.get("devices") or (),
+                     devices=not ctx.rootless)
         child = _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, settings)
         state = {
             "id": cid,
@@ -221,6 +231,12 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
         st = proc_stat(c2)
         child = Child(c2, st[1] if st else 0)
         cg.join(c2)
+        if ns_plan.has("user"):
+            # Raising a limit needs CAP_SYS_RESOURCE of the host's user
+            # namespace, which the container's init no longer has.
+            from pyoci.linux import userns
+
+            userns.set_rlimits(c2, config)
         _oom_score_adj(config, c2)
         go = {"go": True}
         if listener is not None:
