@@ -29,8 +29,8 @@ def default_config(args):
     return cfg
 
 
-def make(out, args=("sh",), busybox="/bin/busybox", config_changes=None):
-    rootfs = os.path.join(out, "rootfs")
+def make_rootfs(rootfs, busybox="/bin/busybox"):
+    """A busybox-static root filesystem in the directory rootfs."""
     bindir = os.path.join(rootfs, "bin")
     os.makedirs(bindir, exist_ok=True)
     for d in ("proc", "sys", "dev", "etc", "tmp", "root"):
@@ -44,6 +44,11 @@ def make(out, args=("sh",), busybox="/bin/busybox", config_changes=None):
         f.write("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
     with open(os.path.join(rootfs, "etc", "group"), "w") as f:
         f.write("root:x:0:\ntty:x:5:\nnogroup:x:65534:\n")
+    return rootfs
+
+
+def make(out, args=("sh",), busybox="/bin/busybox", config_changes=None):
+    make_rootfs(os.path.join(out, "rootfs"), busybox)
     cfg = default_config(args)
     if config_changes:
         config_changes(cfg)

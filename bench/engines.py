@@ -1,0 +1,292 @@
+"""Real container engines, run privately for tests and benchmarks.
+
+`Containerd` starts a containerd daemon of its own (config, root, state and
+sockets under a temporary directory; the CRI plugin off) and stops it by pid.
+It runs in a private mount namespace, so the snapshot and rootfs mounts it and
+its shims make are never seen on the host, and die with it. In that namespace
+every cgroup v1 hierarchy the caller belongs to but that is not mounted (on
+this kind of host: hugetlb) is mounted under the temporary directory: the
+containerd cgroups library fails `ctr task metrics` when a hierarchy listed in
+/proc/PID/cgroup has no mount, for runc as for any runtime.
+
+`Podman` runs podman with --root/--runroot/--tmpdir in a temporary directory,
+the vfs storage driver, the cgroupfs manager, file events, file locks and a
+private containers.conf and storage.conf, so it never touches the machine's
+own storage; containers run with `--rootfs DIR`.
+
+The runtime under test is handed over as a path: `ctr run --runc-binary PATH`,
+a `runc` in containerd's PATH (what the shim looks up when no BinaryName is
+set), or `podman --runtime PATH`.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import make_bundle
+import make_oci_image
+
+IMAGE = make_oci_image.DEFAULT_NAME
+RUN_CONTAINERD = "/run/containerd"
+
+
+def _run(argv, timeout=60, env=None, input=None, pass_fds=(), cwd=None):
+    """Run argv; stdout/stderr through files, not pipes: a daemonised helper
+    (conmon, a shim) that inherits them must not hold the caller up."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.run(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL if input is None else None,
+                           input=input, text=True, timeout=timeout, env=env, pass_fds=pass_fds, cwd=cwd)
+        out.seek(0)
+        err.seek(0)
+        p.stdout, p.stderr = out.read(), err.read()
+    return p
+
+
+def _unmounted_v1_hierarchies():
+    """v1 controllers this process is in whose hierarchy is mounted nowhere."""
+    listed = []
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, _ = line.rstrip("\n").split(":", 2)
+            if ctrls and not ctrls.startswith("name="):
+                listed.append(ctrls)
+    mounted = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            _, _, right = line.partition(" - ")
+            r = right.split()
+            if r and r[0] == "cgroup":
+                mounted.update(r[2].split(","))
+    return [c for c in listed if not set(c.split(",")) & mounted]
+
+
+def pids_with_cmdline(needle):
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in cmd:
+            out.append(int(name))
+    return out
+
+
+def ppid(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        data = f.read()
+    return int(data[data.rindex(")") + 2:].split()[1])
+
+
+def cmdline(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        return f.read().split(b"\0")[0].decode(errors="replace")
+
+
+class Containerd:
+    def __init__(self, namespace="pyoci-e2e", tmp=None, path_runtime=None):
+        """path_runtime: a runtime installed as `runc` first in containerd's
+        PATH (for flows where ctr drops --runc-binary, e.g. --no-pivot)."""
+        self.namespace = namespace
+        self.dir = tmp or tempfile.mkdtemp(prefix="pyoci-ctrd-")
+        self.sock = os.path.join(self.dir, "containerd.sock")
+        self.log = os.path.join(self.dir, "containerd.log")
+        self.proc = None
+        self.path_runtime = path_runtime
+
+    # -- life --------------------------------------------------------------
+    def start(self, timeout=20):
+        d = self.dir
+        cfg = os.path.join(d, "config.toml")
+        with open(cfg, "w") as f:
+            f.write(self.config_toml())
+        mounts = []
+        for ctrls in _unmounted_v1_hierarchies():
+            mp = os.path.join(d, "cgroup-" + ctrls.replace(",", "-"))
+            os.makedirs(mp, exist_ok=True)
+            mounts.append("mount -t cgroup -o %s pyoci-e2e-%s %s" % (ctrls, ctrls.replace(",", "-"), mp))
+        env = dict(os.environ)
+        if self.path_runtime:
+            bindir = os.path.join(d, "bin")
+            os.makedirs(bindir, exist_ok=True)
+            os.symlink(self.path_runtime, os.path.join(bindir, "runc"))
+            env["PATH"] = bindir + ":" + env.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        script = " && ".join(mounts + ['exec containerd --config "$0"'])
+        with open(self.log, "w") as logf:
+            self.proc = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, cfg],
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, env=env, cwd=d,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("containerd exited (%s): %s" % (self.proc.returncode, self.log_text()[-2000:]))
+            if os.path.exists(self.sock) and self.ctr("version").returncode == 0:
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("containerd did not come up: " + self.log_text()[-2000:])
+
+    def config_toml(self):
+        d = self.dir
+        return "\n".join([
+            "version = 2",
+            'root = "%s/root"' % d,
+            'state = "%s/state"' % d,
+            "disabled_plugins = [%s]" % ", ".join('"%s"' % p for p in (
+                "io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+                "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp",
+                "io.containerd.internal.v1.opt")),
+            "[grpc]", '  address = "%s"' % self.sock,
+            "[ttrpc]", '  address = "%s.ttrpc"' % self.sock,
+            "[debug]", '  address = ""', '  level = "info"',
+            "[metrics]", '  address = ""',
+            "",
+        ])
+
+    def log_text(self):
+        try:
+            with open(self.log) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def clean_namespace(self):
+        """Kill and delete every task and container left in the namespace;
+        returns the ids that were left."""
+        left = []
+        for line in self.ctr("task", "ls", "-q").stdout.split():
+            left.append(line)
+            self.ctr("task", "kill", "-a", "-s", "SIGKILL", line)
+        for cid in left:
+            for _ in range(100):
+                if self.ctr("task", "delete", cid).returncode == 0:
+                    break
+                self.ctr("task", "delete", "--force", cid)
+                time.sleep(0.05)
+        for cid in self.ctr("container", "ls", "-q").stdout.split():
+            if cid not in left:
+                left.append(cid)
+            self.ctr("container", "delete", cid)
+        return left
+
+    def stop(self):
+        if self.proc is None:
+            return
+        try:
+            self.clean_namespace()
+        except Exception:
+            pass
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        # shims are started with the daemon's address on their command line
+        for pid in pids_with_cmdline("-address " + self.sock):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+        # containerd 1.6 keeps some paths fixed whatever its config says: the
+        # runc shim's --root (/run/containerd/runc/NAMESPACE), shim sockets
+        # (/run/containerd/s) and ctr's fifos (/run/containerd/fifo). Remove
+        # what is left of them once empty (rmdir: never another's files).
+        for d in (os.path.join(RUN_CONTAINERD, "runc", self.namespace), os.path.join(RUN_CONTAINERD, "runc"),
+                  os.path.join(RUN_CONTAINERD, "s"), os.path.join(RUN_CONTAINERD, "fifo"), RUN_CONTAINERD):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+    # -- commands ----------------------------------------------------------
+    def ctr(self, *args, timeout=60, **kw):
+        return _run(["ctr", "--address", self.sock, "--namespace", self.namespace] + [str(a) for a in args],
+                    timeout=timeout, **kw)
+
+    def ctr_argv(self, *args):
+        return ["ctr", "--address", self.sock, "--namespace", self.namespace] + [str(a) for a in args]
+
+    def import_image(self, tar):
+        p = self.ctr("image", "import", tar, timeout=120)
+        if p.returncode != 0:
+            raise RuntimeError("ctr image import failed: " + p.stderr)
+
+    def bundle(self, cid):
+        return os.path.join(self.dir, "state", "io.containerd.runtime.v2.task", self.namespace, cid)
+
+
+class Podman:
+    def __init__(self, runtime, tmp=None, cgroup_parent=None, supports_json=True):
+        self.runtime = runtime
+        self.dir = tmp or tempfile.mkdtemp(prefix="pyoci-pm-")
+        self.cgroup_parent = cgroup_parent
+        d = self.dir
+        for sub in ("root", "runroot", "tmp", "net"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        self.rootfs = os.path.join(d, "rootfs")
+        if not os.path.isdir(self.rootfs):
+            make_bundle.make_rootfs(self.rootfs)
+        names = ["crun", "runc"] + ([os.path.basename(runtime)] if supports_json else [])
+        with open(os.path.join(d, "containers.conf"), "w") as f:
+            f.write("\n".join([
+                "[containers]",
+                # this kind of host has no CAP_SYS_RESOURCE and hard limits
+                # below podman's defaults (1048576): stay under them
+                'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
+                "[engine]",
+                'cgroup_manager = "cgroupfs"',
+                'events_logger = "file"',
+                'events_logfile_path = "%s/events.log"' % d,
+                'lock_type = "file"',
+                'tmp_dir = "%s/tmp"' % d,
+                "runtime_supports_json = [%s]" % ", ".join('"%s"' % n for n in names),
+                "[network]",
+                'network_config_dir = "%s/net"' % d,
+                "",
+            ]))
+        with open(os.path.join(d, "storage.conf"), "w") as f:
+            f.write('[storage]\ndriver = "vfs"\ngraphroot = "%s/root"\nrunroot = "%s/runroot"\n' % (d, d))
+        self.env = dict(os.environ, CONTAINERS_CONF=os.path.join(d, "containers.conf"),
+                        CONTAINERS_STORAGE_CONF=os.path.join(d, "storage.conf"))
+
+    def argv(self, *args):
+        d = self.dir
+        return ["podman", "--root", d + "/root", "--runroot", d + "/runroot", "--tmpdir", d + "/tmp",
+                "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+                "--runtime", self.runtime] + [str(a) for a in args]
+
+    def __call__(self, *args, timeout=60, **kw):
+        return _run(self.argv(*args), timeout=timeout, env=self.env, **kw)
+
+    def run_args(self, *opts):
+        """`podman run` options and the rootfs, for `podman run OPTS ROOTFS CMD...`."""
+        extra = ["--cgroup-parent", self.cgroup_parent] if self.cgroup_parent else []
+        return ["run", "--network", "none"] + extra + list(opts) + ["--rootfs", self.rootfs]
+
+    def inspect(self, name, fmt):
+        p = self("inspect", "--format", fmt, name)
+        if p.returncode != 0:
+            raise RuntimeError("podman inspect failed: " + p.stderr)
+        return p.stdout.strip()
+
+    def remove_all(self):
+        p = self("ps", "-aq")
+        ids = p.stdout.split()
+        if ids:
+            self("rm", "-f", "-t", "0", *ids)
+        return ids
+
+    def cleanup(self):
+        self.remove_all()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,174 @@
+"""Fixtures for the engine tests (imported by the test modules: a second
+conftest.py would shadow tests/conftest.py's module name).
+
+The engines are real: Debian's containerd 1.6 (runc shim v2, driven through
+ctr) and podman 4.3 with conmon, installed by .ci/setup. They run privately
+(see bench/engines.py) and are handed pyoci's installed command as the
+runtime binary.
+"""
+import os
+import shutil
+import time
+
+import pytest
+
+import engines
+import make_oci_image
+from conftest import PYOCI, TAG, our_children, reap
+
+# The runtime-spec state root podman leaves pyoci to choose (it passes no --root).
+PYOCI_DEFAULT_ROOT = "/run/pyoci"
+
+
+def require(*binaries):
+    if os.geteuid() != 0:
+        pytest.skip("engine tests run containers as root")
+    missing = [b for b in binaries if shutil.which(b) is None]
+    if missing:
+        msg = "not installed: %s (.ci/setup installs them)" % ", ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+def pyoci_has(command):
+    from pyoci.cli import COMMANDS
+
+    return command in COMMANDS
+
+
+needs_exec = pytest.mark.skipif(not pyoci_has("exec"),
+                                reason="pyoci has no `exec` command yet (issue 7)")
+needs_update = pytest.mark.skipif(not pyoci_has("update"),
+                                  reason="pyoci has no `update` command yet (issue 6)")
+
+
+def settle(names=("containerd-shim", "conmon", "podman", "ctr", "script"), timeout=10):
+    """Wait until no child of ours (the session is a subreaper, so daemonised
+    helpers end up here) with one of these names is alive."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reap()
+        alive = [c for c in our_children() if c[1].startswith(names) and not _zombie(c[0])]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _zombie(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except OSError:
+        return True
+    return data[data.rindex(")") + 2] == "Z"
+
+
+def remove_tag_cgroups():
+    """rmdir the empty cgroups named after this session's TAG (deepest first)."""
+    base = "/sys/fs/cgroup"
+    for ctrl in os.listdir(base):
+        h = os.path.join(base, ctrl)
+        if os.path.islink(h) or not os.path.isdir(h):
+            continue
+        for name in os.listdir(h):
+            top = os.path.join(h, name)
+            if not name.startswith(TAG) or not os.path.isdir(top):
+                continue
+            for dirpath, _, _ in sorted(os.walk(top), key=lambda t: -t[0].count("/")):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
+
+
+def cgroup_of(pid):
+    """{controllers: path} from /proc/PID/cgroup."""
+    out = {}
+    with open("/proc/%d/cgroup" % pid) as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            out[ctrls] = path
+    return out
+
+
+def mounted_v1(ctrl):
+    p = os.path.join("/sys/fs/cgroup", ctrl)
+    return os.path.isdir(p) and os.path.ismount(p)
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def wait_for(pred, timeout=10, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return pred()
+
+
+@pytest.fixture(scope="session")
+def oci_image(tmp_path_factory):
+    tar = str(tmp_path_factory.mktemp("image") / "busybox-oci.tar")
+    make_oci_image.make(tar)
+    return tar
+
+
+@pytest.fixture(scope="module")
+def ctrd(oci_image, tmp_path_factory):
+    """A private containerd for this module; its namespace is TAG, so the
+    cgroups containerd asks for (/NAMESPACE/ID) carry TAG."""
+    require("containerd", "ctr", "containerd-shim-runc-v2", "unshare")
+    d = engines.Containerd(namespace=TAG, tmp=str(tmp_path_factory.mktemp("containerd"))).start()
+    try:
+        d.import_image(oci_image)
+        yield d
+    finally:
+        d.stop()
+        remove_tag_cgroups()
+
+
+@pytest.fixture
+def ctr(ctrd, host_guard):
+    """The module's containerd, checked after each test: no task or container
+    left, shims gone, pyoci's state root (the shim's --root) empty."""
+    yield ctrd
+    left = ctrd.clean_namespace()
+    alive = settle()
+    runc_root = os.path.join(engines.RUN_CONTAINERD, "runc", ctrd.namespace)
+    state_left = os.listdir(runc_root) if os.path.isdir(runc_root) else []
+    remove_tag_cgroups()
+    assert not left, "containers left in containerd: %r" % left
+    assert not alive, "engine processes still alive: %r" % alive
+    assert not state_left, "pyoci state left in %s: %r" % (runc_root, state_left)
+
+
+@pytest.fixture
+def podman(host_guard):
+    """podman with private storage, pyoci as --runtime (named in
+    runtime_supports_json, so create/exec get --log-format=json --log FILE),
+    containers under the cgroup parent /TAG."""
+    require("podman", "conmon")
+    pm = engines.Podman(PYOCI, cgroup_parent="/" + TAG)   # its own short tmp dir: podman limits runroot to 50 chars
+    before = set(_ids(PYOCI_DEFAULT_ROOT))
+    yield pm
+    left = pm.remove_all()
+    alive = settle()
+    state_left = sorted(set(_ids(PYOCI_DEFAULT_ROOT)) - before)
+    pm.cleanup()
+    remove_tag_cgroups()
+    assert not left, "containers left in podman: %r" % left
+    assert not alive, "engine processes still alive: %r" % alive
+    assert not state_left, "pyoci state left in %s: %r" % (PYOCI_DEFAULT_ROOT, state_left)
+
+
+def _ids(root):
+    try:
+        return os.listdir(root)
+    except FileNotFoundError:
+        return []

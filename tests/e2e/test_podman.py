@@ -1,0 +1,228 @@
+"""pyoci under podman 4.3 + conmon (`podman --runtime PATH`): the flows of
+../shared/dropin-contract.md section 2, with private storage. podman passes
+pyoci no --root (its default root is used for every call) and runs kill and
+delete with no PATH and no HOME."""
+import os
+import re
+import shlex
+import time
+
+import pytest
+
+import engines
+from conftest import PYOCI, TAG
+from e2e_fixtures import (cgroup_of, mounted_v1, needs_exec, needs_update, podman, read,  # noqa: F401
+                          remove_tag_cgroups, require, settle, wait_for)
+
+
+def run_d(pm, name, *cmd, opts=()):
+    p = pm(*pm.run_args("-d", "--name", name, *opts), *cmd)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def state(pm, name):
+    return pm.inspect(name, "{{.State.Status}}")
+
+
+def pid_of(pm, name):
+    return int(pm.inspect(name, "{{.State.Pid}}"))
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except FileNotFoundError:
+        return False
+    return data[data.rindex(")") + 2] != "Z"
+
+
+def cg(cid, ctrl, f):
+    return "/sys/fs/cgroup/%s/%s/libpod-%s/%s" % (ctrl, TAG, cid, f)
+
+
+def test_run_rm_exit_status_and_stdio(podman):
+    p = podman(*podman.run_args("--rm"), "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7")
+    assert p.returncode == 7, p.stderr
+    assert p.stdout == "to-stdout\n"
+    assert "to-stderr" in p.stderr
+    p = podman(*podman.run_args("--rm"), "/bin/true")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == ""
+    assert podman("ps", "-aq").stdout.split() == []
+
+
+def test_detached_pidfile_parent_cgroup(podman):
+    cid = run_d(podman, "pd1", "sleep", "300")
+    assert state(podman, "pd1") == "running"
+    pid = pid_of(podman, "pd1")
+    # conmon (the subreaper) is the init's parent: no pyoci process in between
+    conmon = int(podman.inspect("pd1", "{{.State.ConmonPid}}"))
+    assert engines.ppid(pid) == conmon
+    assert engines.cmdline(pid) == "sleep"
+    # the pid file conmon read after create: the host pid, no newline
+    pidfile = podman.inspect("pd1", "{{.PidFile}}")
+    assert read(pidfile) == str(pid)
+    # the cgroup podman asked for, in every mounted hierarchy
+    for ctrls, path in cgroup_of(pid).items():
+        if ctrls and mounted_v1(ctrls.split(",")[0].replace("name=", "")):
+            assert path == "/%s/libpod-%s" % (TAG, cid), (ctrls, path)
+    # pyoci's state under its default root (podman passes no --root)
+    assert os.path.isfile(os.path.join("/run/pyoci", cid, "state.json"))
+    p = podman("rm", "-f", "-t", "0", "pd1")
+    assert p.returncode == 0, p.stderr
+    assert wait_for(lambda: not alive(pid))
+    assert not os.path.exists(os.path.join("/run/pyoci", cid))
+
+
+def test_pause_unpause(podman):
+    cid = run_d(podman, "pd2", "sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/tick; sleep 0.05; done")
+    tick = os.path.join(podman.rootfs, "tmp", "tick")
+    pid = pid_of(podman, "pd2")
+    tick = "/proc/%d/root/tmp/tick" % pid
+    assert wait_for(lambda: os.path.exists(tick) and read(tick).strip())
+    p = podman("pause", "pd2")
+    assert p.returncode == 0, p.stderr
+    assert state(podman, "pd2") == "paused"
+    assert read(cg(cid, "freezer", "freezer.state")).strip() == "FROZEN"
+    first = read(tick)
+    time.sleep(0.3)
+    assert read(tick) == first, "the container kept running while paused"
+    p = podman("unpause", "pd2")
+    assert p.returncode == 0, p.stderr
+    assert state(podman, "pd2") == "running"
+    assert read(cg(cid, "freezer", "freezer.state")).strip() == "THAWED"
+    assert wait_for(lambda: read(tick) != first)
+    assert podman("rm", "-f", "-t", "0", "pd2").returncode == 0
+
+
+def test_kill_stop_restart_rm(podman):
+    # USR1 reaches the init's handler (inside), which leaves a mark we read (outside)
+    run_d(podman, "pd3", "sh", "-c", "trap 'echo got-usr1 > /tmp/usr1' USR1; while :; do sleep 0.1; done")
+    pid = pid_of(podman, "pd3")
+    time.sleep(0.2)
+    p = podman("kill", "-s", "USR1", "pd3")
+    assert p.returncode == 0, p.stderr
+    mark = "/proc/%d/root/tmp/usr1" % pid
+    assert wait_for(lambda: os.path.exists(mark)), "USR1 did not reach the container"
+    assert read(mark) == "got-usr1\n"
+    assert state(podman, "pd3") == "running"
+    # stop: TERM (ignored by this pid 1, it has no handler), then KILL after the timeout
+    t0 = time.monotonic()
+    p = podman("stop", "-t", "1", "pd3")
+    took = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr
+    assert took >= 1.0
+    assert state(podman, "pd3") == "exited"
+    assert podman.inspect("pd3", "{{.State.ExitCode}}") == "137"
+    assert not alive(pid)
+    # restart: create + start again, same id and bundle
+    p = podman("restart", "pd3")
+    assert p.returncode == 0, p.stderr
+    assert state(podman, "pd3") == "running"
+    pid2 = pid_of(podman, "pd3")
+    assert pid2 != pid and alive(pid2)
+    # stop of a pid 1 that handles TERM: no KILL needed
+    run_d(podman, "pd4", "sh", "-c", "trap 'exit 42' TERM; while :; do sleep 0.1; done")
+    time.sleep(0.2)
+    p = podman("stop", "-t", "10", "pd4")
+    assert p.returncode == 0, p.stderr
+    assert podman.inspect("pd4", "{{.State.ExitCode}}") == "42"
+    # rm -f of a running container: kill 9 + delete --force
+    p = podman("rm", "-f", "-t", "0", "pd3", "pd4")
+    assert p.returncode == 0, p.stderr
+    assert wait_for(lambda: not alive(pid2))
+    assert podman("ps", "-aq").stdout.split() == []
+
+
+def test_preserve_fds_and_inherited_fds(podman, tmp_path):
+    f = tmp_path / "data"
+    f.write_text("preserved-data\n")
+    argv = podman.argv(*podman.run_args("--rm", "--preserve-fds", "1"),
+                       "sh", "-c", "cat <&3; ls /proc/$$/fd; exit 0")
+    # fd 3 given on purpose, fd 4 leaked (not CLOEXEC): only 3 may reach the container
+    p = engines._run(["sh", "-c", 'exec "$@" 3<"$F" 4<"$F"', "sh"] + argv, env=dict(podman.env, F=str(f)))
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.split()
+    assert lines[0] == "preserved-data"
+    assert lines[1:] == ["0", "1", "2", "3"]
+    argv = podman.argv(*podman.run_args("--rm"), "sh", "-c", "ls /proc/$$/fd; exit 0")
+    p = engines._run(["sh", "-c", 'exec "$@" 3<"$F" 4<"$F"', "sh"] + argv, env=dict(podman.env, F=str(f)))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["0", "1", "2"]
+
+
+@pytest.mark.parametrize("cmd,code,words", [
+    ("/nonexistent", 127, 'exec: "/nonexistent": stat /nonexistent: no such file or directory'),
+    ("nosuchcommand", 127, 'exec: "nosuchcommand": executable file not found in $PATH'),
+    ("/etc/passwd", 126, 'exec: "/etc/passwd": permission denied'),
+])
+def test_failing_command_exit_codes(podman, cmd, code, words):
+    p = podman(*podman.run_args("--rm"), cmd)
+    assert p.returncode == code, p.stderr
+    assert "pyoci create failed: unable to start container process: " + words in p.stderr, p.stderr
+    # podman parsed the oci-log as one JSON object: no raw log line shown
+    assert "level=error" not in p.stderr and '"level"' not in p.stderr, p.stderr
+    assert podman("ps", "-aq").stdout.split() == []
+
+
+def test_failing_command_without_json_log(tmp_path_factory, host_guard):
+    """Under a name podman does not list in runtime_supports_json, pyoci gets
+    no --log: podman shows its stderr line and still maps the exit code."""
+    require("podman", "conmon")
+    pm = engines.Podman(PYOCI, cgroup_parent="/" + TAG,
+                        supports_json=False)
+    try:
+        p = pm(*pm.run_args("--rm"), "/nonexistent")
+        assert p.returncode == 127, p.stderr
+        assert 'exec: \\"/nonexistent\\": stat /nonexistent: no such file or directory' in p.stderr \
+            or 'exec: "/nonexistent": stat /nonexistent: no such file or directory' in p.stderr, p.stderr
+        assert pm("ps", "-aq").stdout.split() == []
+    finally:
+        pm.cleanup()
+        alive_ = settle()
+        remove_tag_cgroups()
+    assert not alive_
+
+
+@needs_exec
+def test_exec(podman):
+    cid = run_d(podman, "pd5", "sleep", "300")
+    pid = pid_of(podman, "pd5")
+    p = podman("exec", "pd5", "sh", "-c", "echo exec-out; echo $$ > /tmp/e1; exit 3")
+    assert p.returncode == 3, p.stderr
+    assert p.stdout == "exec-out\n"
+    assert read("/proc/%d/root/tmp/e1" % pid).strip() not in ("", "1")
+    # detached exec: in the container's cgroup and namespaces, child of its own conmon
+    p = podman("exec", "-d", "pd5", "sleep", "301")
+    assert p.returncode == 0, p.stderr
+    procs = cg(cid, "memory", "cgroup.procs")
+    assert wait_for(lambda: len(read(procs).split()) == 2)
+    epid = [int(x) for x in read(procs).split() if int(x) != pid][0]
+    assert "conmon" in engines.cmdline(engines.ppid(epid))
+    assert os.readlink("/proc/%d/ns/pid" % epid) == os.readlink("/proc/%d/ns/pid" % pid)
+    # a failing exec
+    p = podman("exec", "pd5", "/nonexistent")
+    assert p.returncode == 127, p.stderr
+    # with a terminal
+    require("script")
+    cmd = " ".join(shlex.quote(a) for a in podman.argv("exec", "-t", "pd5", "sh", "-c",
+                                                       "tty; test -t 1 && echo is-tty; exit 5"))
+    p = engines._run(["script", "-qec", cmd, "/dev/null"], timeout=60, env=podman.env)
+    assert p.returncode == 5, (p.stdout, p.stderr)
+    out = p.stdout.replace("\r", "")
+    assert re.search(r"/dev/pts/\d+", out) and "is-tty" in out, out
+    assert podman("rm", "-f", "-t", "0", "pd5").returncode == 0
+    assert wait_for(lambda: not alive(epid))
+
+
+@needs_update
+def test_update(podman):
+    cid = run_d(podman, "pd6", "sleep", "300")
+    p = podman("update", "--memory", "64m", "--cpu-shares", "512", "pd6")
+    assert p.returncode == 0, p.stderr
+    assert read(cg(cid, "memory", "memory.limit_in_bytes")).strip() == str(64 << 20)
+    assert read(cg(cid, "cpu", "cpu.shares")).strip() == "512"
+    assert state(podman, "pd6") == "running"
+    assert podman("rm", "-f", "-t", "0", "pd6").returncode == 0
