@@ -201,7 +201,9 @@ class Containerd:
         # containerd 1.6 keeps some paths fixed whatever its config says: the
         # runc shim's --root (/run/containerd/runc/NAMESPACE), shim sockets
         # (/run/containerd/s) and ctr's fifos (/run/containerd/fifo). Remove
-        # what is left of them once empty (rmdir: never another's files).
+        # what is left of them once empty (rmdir: never another's files; the
+        # runtime root of this daemon's own namespace goes with its caches).
+        shutil.rmtree(os.path.join(RUN_CONTAINERD, "runc", self.namespace), ignore_errors=True)
         for d in (os.path.join(RUN_CONTAINERD, "runc", self.namespace), os.path.join(RUN_CONTAINERD, "runc"),
                   os.path.join(RUN_CONTAINERD, "s"), os.path.join(RUN_CONTAINERD, "fifo"), RUN_CONTAINERD):
             try:

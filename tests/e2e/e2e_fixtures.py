@@ -8,6 +8,7 @@ runtime binary.
 """
 import os
 import shutil
+import tempfile
 import time
 
 import pytest
@@ -141,7 +142,7 @@ def ctr(ctrd, host_guard):
     left = ctrd.clean_namespace()
     alive = settle()
     runc_root = os.path.join(engines.RUN_CONTAINERD, "runc", ctrd.namespace)
-    state_left = os.listdir(runc_root) if os.path.isdir(runc_root) else []
+    state_left = _ids(runc_root)
     remove_tag_cgroups()
     assert not left, "containers left in containerd: %r" % left
     assert not alive, "engine processes still alive: %r" % alive
@@ -154,7 +155,7 @@ def podman(host_guard):
     runtime_supports_json, so create/exec get --log-format=json --log FILE),
     containers under the cgroup parent /TAG."""
     require("podman", "conmon")
-    pm = engines.Podman(PYOCI, cgroup_parent="/" + TAG)   # its own short tmp dir: podman limits runroot to 50 chars
+    pm = engines.Podman(PYOCI, tmp=podman_dir(), cgroup_parent="/" + TAG)
     before = set(_ids(PYOCI_DEFAULT_ROOT))
     yield pm
     left = pm.remove_all()
@@ -167,8 +168,15 @@ def podman(host_guard):
     assert not state_left, "pyoci state left in %s: %r" % (PYOCI_DEFAULT_ROOT, state_left)
 
 
+def podman_dir():
+    """A short directory (podman refuses a runroot over 50 characters) whose
+    name carries TAG, so host_guard watches the mounts podman makes in it."""
+    return tempfile.mkdtemp(prefix=TAG + "-pm-", dir="/tmp")
+
+
 def _ids(root):
+    """Container ids in a state root ('@' entries are pyoci's caches)."""
     try:
-        return os.listdir(root)
+        return [n for n in os.listdir(root) if not n.startswith("@")]
     except FileNotFoundError:
         return []

@@ -11,7 +11,7 @@ import pytest
 
 import engines
 from conftest import PYOCI, TAG
-from e2e_fixtures import (cgroup_of, mounted_v1, needs_exec, needs_update, podman, read,  # noqa: F401
+from e2e_fixtures import (cgroup_of, mounted_v1, needs_exec, needs_update, podman, podman_dir, read,  # noqa: F401
                           remove_tag_cgroups, require, settle, wait_for)
 
 
@@ -167,11 +167,11 @@ def test_failing_command_exit_codes(podman, cmd, code, words):
     assert podman("ps", "-aq").stdout.split() == []
 
 
-def test_failing_command_without_json_log(tmp_path_factory, host_guard):
+def test_failing_command_without_json_log(host_guard):
     """Under a name podman does not list in runtime_supports_json, pyoci gets
     no --log: podman shows its stderr line and still maps the exit code."""
     require("podman", "conmon")
-    pm = engines.Podman(PYOCI, cgroup_parent="/" + TAG,
+    pm = engines.Podman(PYOCI, tmp=podman_dir(), cgroup_parent="/" + TAG,
                         supports_json=False)
     try:
         p = pm(*pm.run_args("--rm"), "/nonexistent")
