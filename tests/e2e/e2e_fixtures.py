@@ -156,11 +156,10 @@ def podman(host_guard):
     containers under the cgroup parent /TAG."""
     require("podman", "conmon")
     pm = engines.Podman(PYOCI, tmp=podman_dir(), cgroup_parent="/" + TAG)
-    before = set(_ids(PYOCI_DEFAULT_ROOT))
     yield pm
     left = pm.remove_all()
     alive = settle()
-    state_left = sorted(set(_ids(PYOCI_DEFAULT_ROOT)) - before)
+    state_left = _ids_of(PYOCI_DEFAULT_ROOT, pm.dir)
     pm.cleanup()
     remove_tag_cgroups()
     assert not left, "containers left in podman: %r" % left
@@ -172,6 +171,20 @@ def podman_dir():
     """A short directory (podman refuses a runroot over 50 characters) whose
     name carries TAG, so host_guard watches the mounts podman makes in it."""
     return tempfile.mkdtemp(prefix=TAG + "-pm-", dir="/tmp")
+
+
+def _ids_of(root, bundle_dir):
+    """Containers in a shared state root (other sessions use it too) whose
+    bundle is under bundle_dir."""
+    out = []
+    for cid in _ids(root):
+        try:
+            with open(os.path.join(root, cid, "state.json")) as f:
+                if bundle_dir in f.read():
+                    out.append(cid)
+        except OSError:
+            pass
+    return out
 
 
 def _ids(root):
