@@ -196,3 +196,46 @@ def test_v2_device_filter_on_the_cgroup2_mount(host_guard, tmp_path):
     finally:
         cg.destroy()
     assert not os.path.exists(d)
+
+
+PRIVATE_HUGETLB = r'''
+set -e
+O=$(mktemp -d)
+mount --rbind /sys/fs/cgroup "$O"
+mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup
+for d in $(ls "$O"); do mkdir /sys/fs/cgroup/$d; mount --bind "$O/$d" /sys/fs/cgroup/$d; done
+umount -l "$O"; rmdir "$O"
+mkdir /sys/fs/cgroup/hugetlb
+mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
+"$@"
+'''
+
+
+def test_hugetlb_limits_in_a_private_mount_of_the_controller(runtime, make_bundle, tmp_path):
+    """This host has the hugetlb controller but does not mount it; the test
+    mounts it in a private mount namespace (the host's mounts stay as they
+    are) and runs pyoci there."""
+    import subprocess
+
+    from pyoci.linux.cgroups.resources import host_page_sizes
+
+    if any("hugetlb" in h.controllers for h in layout()):
+        pytest.skip("hugetlb is mounted on this host: covered by the conformance suite")
+    sizes = host_page_sizes()
+    if "2MB" not in sizes:
+        pytest.skip("no 2MB huge pages")
+    b = make_bundle(["sh", "-c", "cat /sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes"],
+                    res_changes({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 21}]}))
+    script = tmp_path / "ns.sh"
+    script.write_text(PRIVATE_HUGETLB)
+    from conftest import PYOCI
+
+    rt = "%s --root %s" % (PYOCI, runtime.root)
+    inner = ("{rt} run -b {b} hz1; echo status=$?; {rt} create -b {b} hz2; "
+             "pid=$({rt} state hz2 | sed -n 's/.*\"pid\": \\([0-9]*\\).*/\\1/p'); "
+             "d=/sys/fs/cgroup/hugetlb$(grep :hugetlb: /proc/$pid/cgroup | cut -d: -f3); "
+             "cat $d/hugetlb.2MB.limit_in_bytes; {rt} delete -f hz2; test -d $d && echo left || echo removed"
+             ).format(rt=rt, b=b)
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "bash", str(script), "bash", "-c", inner],
+                       capture_output=True, text=True, timeout=60)
+    assert p.stdout.split() == [str(4 << 21), "status=0", str(4 << 21), "removed"], (p.stdout, p.stderr)

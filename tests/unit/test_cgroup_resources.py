@@ -210,3 +210,28 @@ def test_bpf_program_semantics():
     assert _run_filter(prog, C, RD | WR, 136, 9) == 1      # /dev/pts/9
     allow_all = bpf.program([(True, "a", None, None, "rwm")])
     assert _run_filter(allow_all, C, RD, 4, 1) == 1 and len(allow_all) == 8 * 8
+
+
+def test_v2_create_enables_the_parents_controllers(tmp_path, monkeypatch):
+    parent = tmp_path / "p"
+    parent.mkdir()
+    (parent / "cgroup.controllers").write_text("cpu memory pids\n")
+    (parent / "cgroup.subtree_control").write_text("cpu\n")
+    writes = []
+    monkeypatch.setattr(cgroups, "_write_file", lambda path, v: writes.append((str(path), v)))
+    cg = cgroups.Cgroup({"": str(parent / "a" / "b")})
+    cg.create()
+    assert cg.created == [str(parent / "a"), str(parent / "a" / "b")]
+    # the existing parent gets the missing ones; the new "a" lists none here (a plain directory)
+    assert writes == [(str(parent / "cgroup.subtree_control"), "+memory +pids")]
+
+
+def test_v1_host_does_not_touch_subtree_control(tmp_path, monkeypatch):
+    writes = []
+    monkeypatch.setattr(cgroups, "_write_file", lambda path, v: writes.append(path))
+    cg = cgroups.Cgroup({"memory": str(tmp_path / "m" / "x"), "": str(tmp_path / "u" / "x")})
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / "cgroup.controllers").write_text("memory\n")
+    (tmp_path / "u" / "cgroup.subtree_control").write_text("")
+    cg.create()
+    assert writes == []

@@ -126,6 +126,7 @@ class Cgroup:
         return cls(paths)
 
     def create(self):
+        unified = self.version() == 2
         for key, d in self.paths.items():
             missing = []
             p = d
@@ -142,6 +143,8 @@ class Cgroup:
                 self.created.append(m)
                 if "cpuset" in key.split(","):
                     _init_cpuset(m)
+                elif key == "" and unified:
+                    _enable_controllers(os.path.dirname(m))
 
     def join(self, pid):
         for key, d in self.paths.items():
@@ -391,6 +394,26 @@ def _has_subdirs(d):
         return any(e.is_dir(follow_symlinks=False) for e in os.scandir(d))
     except OSError:
         return False
+
+
+def _enable_controllers(parent):
+    """cgroup v2: a child gets a controller's files only when its parent
+    lists the controller in cgroup.subtree_control; enable all the parent
+    has (as runc does). A parent that cannot (it holds processes) is left
+    as it is: a resource that then finds no file is an error naming it."""
+    try:
+        with open(os.path.join(parent, "cgroup.controllers")) as f:
+            ctrls = f.read().split()
+        with open(os.path.join(parent, "cgroup.subtree_control")) as f:
+            have = set(f.read().split())
+    except OSError:
+        return
+    want = [c for c in ctrls if c not in have]
+    if want:
+        try:
+            _write_file(os.path.join(parent, "cgroup.subtree_control"), " ".join("+" + c for c in want))
+        except OSError:
+            pass
 
 
 def _init_cpuset(d):
