@@ -14,7 +14,7 @@ from pyoci.config.validate import HOOKS
 # A feature is reported enabled only when the build has it and the host can.
 BUILD = {
     "idmap": True,          # mounts[].uidMappings/gidMappings (idmapped mounts)
-    "netDevices": False,    # linux.netDevices
+    "netDevices": True,     # linux.netDevices
     "intelRdt": False,      # linux.intelRdt
     "memoryPolicy": True,   # linux.memoryPolicy
     "seccompNotify": True,   # SCMP_ACT_NOTIFY and the seccomp listener

@@ -74,6 +74,10 @@ def check(config):
         err("linux.intelRdt", "Intel RDT (resctrl) is not available")
     if lin.get("netDevices") and not F.BUILD["netDevices"]:
         err("linux.netDevices", "moving network devices is not implemented by this pyoci")
+    elif isinstance(lin.get("netDevices"), dict):
+        for name in sorted(lin["netDevices"]):
+            if "/" in name or not os.path.exists("/sys/class/net/" + name):
+                err("linux.netDevices", "no network interface %r on this host" % name)
     if lin.get("memoryPolicy") and not F.BUILD["memoryPolicy"]:
         err("linux.memoryPolicy", "memory policies are not implemented by this pyoci")
     return out

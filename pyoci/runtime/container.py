@@ -148,6 +148,8 @@ class Container:
 
     def destroy(self):
         """Kill whatever is left and remove the cgroup and the state."""
+        if self.state.get("netDevices"):
+            self._release_net_devices()
         if alive(self.pid, self.state.get("start_time")):
             try:
                 os.kill(self.pid, 9)  # SIGKILL
@@ -157,6 +159,19 @@ class Container:
         if self.state.get("cgroup"):
             self.cgroup().destroy()
         self.dir.remove()
+
+    def _release_net_devices(self):
+        """linux.netDevices go back to the host, under their host names,
+        while their namespace still exists: the init's, or a joined one."""
+        from pyoci.linux import network
+
+        path = self.state.get("netns")
+        if not path and alive(self.pid, self.state.get("start_time")):
+            path = "/proc/%d/ns/net" % self.pid
+        if path:
+            network.move_out(self.state["netDevices"], path)
+        if path and path.startswith(self.dir.path + "/"):
+            network.unpin(path)
 
     def delete(self, force=False):
         status = self.status()

@@ -94,6 +94,10 @@ def create(ctx, cid, opts):
     if os.geteuid() != 0 and not ns_plan.has("user"):
         raise PyociError("config.json: linux.namespaces: a container run by an unprivileged user needs a "
                          "user namespace (`pyoci spec --rootless` writes one)")
+    net_devices = (config.get("linux") or {}).get("netDevices")
+    if net_devices and not ns_plan.has("network"):
+        raise PyociError("linux.netDevices: moving network devices needs a network namespace of the "
+                         "container's own (linux.namespaces has no network)")
     hierarchies = cgroups.layout()
     cg = cgroups.Cgroup.plan(config, cid, hierarchies)
     if ctx.rootless:
@@ -113,6 +117,8 @@ def create(ctx, cid, opts):
             cg.apply(lin.get("resources") or {}, warn=ctx.log.warning, config_devices=lin.get("devices") or (),
                      devices=not ctx.rootless)
         child = _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, settings)
+        if net_devices:
+            child.move_net_devices(net_devices, ns_plan, sdir)
         state = {
             "id": cid,
             "pid": child.pid,
@@ -125,11 +131,15 @@ def create(ctx, cid, opts):
             "namespaces": sorted(ns_plan.new),
             "config": {"hooks": config.get("hooks") or {}},
         }
+        if child.net_devices:
+            state["netDevices"] = child.net_devices
+            state["netns"] = child.netns_path
         sdir.save(state)
         if opts.pid_file:
             write_atomic(os.path.abspath(opts.pid_file), str(child.pid).encode(), 0o644)
     except BaseException:
         if child is not None:
+            child.release_net_devices()
             child.kill()
         try:
             cg.destroy(timeout=2.0)
@@ -146,6 +156,31 @@ class Child:
     def __init__(self, pid, start_time):
         self.pid = pid
         self.start_time = start_time
+        self.net_devices = None   # [[host name, name inside]] once moved
+        self.netns_path = None    # a joined network namespace (outlives the container)
+
+    def move_net_devices(self, net_devices, ns_plan, sdir):
+        """Move linux.netDevices in. A new network namespace is pinned in the
+        state dir, so that the devices survive the container's exit until
+        delete gives them back to the host."""
+        from pyoci.linux import network
+
+        path = dict(ns_plan.join).get("network")
+        if path is None:
+            path = os.path.join(sdir.path, "netns")
+            network.pin(self.pid, path)
+            self.pinned = path
+        self.netns_path = path
+        self.net_devices = network.move_in(net_devices, self.pid)
+
+    def release_net_devices(self):
+        from pyoci.linux import network
+
+        if self.net_devices:
+            network.move_out(self.net_devices, "/proc/%d/ns/net" % self.pid)
+            self.net_devices = None
+        if getattr(self, "pinned", None):
+            network.unpin(self.pinned)
 
     def kill(self):
         from pyoci.runtime.container import alive

@@ -99,7 +99,7 @@ def test_validate_command_clean_bundle(tmp_path):
 
 def test_validate_host_reports_what_the_host_lacks(tmp_path):
     doc = load(os.path.join(FIXTURES, "config", "valid-base.json"))
-    doc["linux"]["netDevices"] = {"eth1": {}}
+    doc["linux"]["netDevices"] = {"ptnosuchif": {}}
     (tmp_path / "rootfs").mkdir()
     (tmp_path / "config.json").write_text(json.dumps(doc))
     assert _cli("validate", "--bundle", str(tmp_path)).returncode == 0
