@@ -121,9 +121,13 @@ def cgroup_dirs():
 
 
 def _others_temp(mountpoint, own_base):
-    """A mount under /tmp outside this session's temporary base (and without
-    TAG): another session's (a podman run in /tmp/pyoci-pm-*, say), never one
-    that this session's containers could leave."""
+    """A mount that another session made: under /tmp outside this session's
+    temporary base and without TAG (a podman run in /tmp/pyoci-pm-*, say),
+    or a named network namespace (/run/netns) without this session's pid
+    (tests name theirs pt<pid % 100000>...); never one that this session's
+    containers could leave."""
+    if mountpoint.startswith("/run/netns/"):
+        return str(os.getpid() % 100000) not in mountpoint
     return (mountpoint.startswith("/tmp/") and not mountpoint.startswith(own_base + "/")
             and TAG not in mountpoint)
 
