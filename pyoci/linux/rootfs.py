@@ -108,9 +108,11 @@ class Rootfs:
         if mtype == "cgroup" or mtype == "cgroup2":
             return self._mount_cgroup(dest, opts)
         kernel_fs = mtype in ("proc", "sysfs")
-        if mtype == "sysfs" and not self.ns.has("network"):
+        joined_net = self.ns.has("network") and "network" not in self.ns.new
+        if mtype == "sysfs" and (not self.ns.has("network") or (joined_net and "user" in self.ns.new)):
             # A sysfs instance belongs to a network namespace: without one of
-            # its own the container gets the host's /sys, read-only.
+            # its own (or with a joined one, which a new user namespace does
+            # not own) the container gets the host's /sys, read-only.
             mtype, src = None, "/sys"
             opts = mounts.Options(opts.flags | s.MS_BIND | s.MS_REC | s.MS_RDONLY, opts.propagation, "",
                                   opts.attr_set, opts.attr_clr)
@@ -170,6 +172,12 @@ class Rootfs:
     def _mount_idmapped(self, i, src, fd, opts):
         """A detached copy of the source tree, idmapped with the mount's
         user namespace, then attached on the destination fd."""
+        tree = getattr(self, "idmap_trees", {}).get(i)
+        if tree is not None:
+            # made by the runtime (a container with a user namespace of its
+            # own controls neither the mappings' namespace nor the source)
+            s.move_mount(tree, "", fd, "", s.MOVE_MOUNT_F_EMPTY_PATH | s.MOVE_MOUNT_T_EMPTY_PATH)
+            return
         userns = self.idmap_fds.get(i)
         if userns is None:
             raise MountError("mounts[%d].options: %s without a user namespace" % (i, opts.idmap))

@@ -236,8 +236,10 @@ def set_rlimits(pid, config):
         try:
             resource.prlimit(pid, res, tuple(conv))
         except (OSError, ValueError) as e:
-            name = next((k for k, v in process.RLIMITS.items() if v == res), str(res))
-            raise PyociError("process.rlimits: %s %d/%d: %s" % (name, soft, hard, getattr(e, "strerror", None) or e))
+            why = "operation not permitted" if getattr(e, "errno", None) == 1 or isinstance(e, ValueError) \
+                else (e.strerror or str(e)).lower()
+            raise PyociError("error setting rlimits for ready process: error setting rlimit type %d: %s"
+                             % (res, why))
 
 
 def _may_create(d, own=None):
@@ -274,3 +276,36 @@ def rootless_cgroup(cg, config, warn, hierarchies):
     warn("rootless: no cgroup this user may write (%s): the container stays in the caller's cgroup "
          "and linux.resources are not applied" % blocked[0])
     return Cgroup({})
+
+
+def idmapped_trees(config, bundle, idmap_fds):
+    """{mount index: detached idmapped tree} made by the runtime for a
+    container with a new user namespace: setting MOUNT_ATTR_IDMAP needs
+    CAP_SYS_ADMIN over the mapping's user namespace and over the source
+    filesystem, which the container's root has not; its init only attaches
+    the trees (move_mount)."""
+    from pyoci.linux import mounts
+    from pyoci.linux import sys as s
+
+    out = {}
+    try:
+        for i, ns_fd in sorted(idmap_fds.items()):
+            m = config["mounts"][i]
+            opts = mounts.parse(m.get("options"), m.get("type"))
+            src = m.get("source") or ""
+            if not os.path.isabs(src):
+                src = os.path.join(bundle, src)
+            recursive = opts.idmap == "ridmap"
+            try:
+                tree = s.open_tree(-100, src, s.OPEN_TREE_CLONE | s.OPEN_TREE_CLOEXEC
+                                   | (s.AT_RECURSIVE if recursive or opts.flags & s.MS_REC else 0))
+                out[i] = tree
+                s.mount_setattr(tree, "", s.AT_EMPTY_PATH | (s.AT_RECURSIVE if recursive else 0),
+                                s.MOUNT_ATTR_IDMAP, 0, 0, ns_fd)
+            except OSError as e:
+                raise PyociError("mounts[%d] (idmapped bind of %s): %s" % (i, src, e.strerror))
+    except BaseException:
+        for fd in out.values():
+            os.close(fd)
+        raise
+    return out

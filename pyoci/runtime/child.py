@@ -171,6 +171,7 @@ def build(setup, chan):
 
         rootfs = Rootfs(config, setup.bundle, setup.rootfs, ns, setup.cgroup_paths, setup.hierarchies,
                         log=setup.log, idmap_fds=getattr(setup, "idmap_fds", None))
+        rootfs.idmap_trees = getattr(setup, "idmap_trees", None) or {}
         rootfs.prepare()
         if in_userns and not ns.has("cgroup"):
             userns.readonly_cgroupfs(setup.rootfs)   # CVE-2023-25809

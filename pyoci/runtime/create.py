@@ -221,6 +221,11 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
         seccomp = sc.program(config["linux"]["seccomp"], root=ctx.root, warn=ctx.log.debug)
         listener = sc.connect_listener(config["linux"]["seccomp"])
     idmap_fds = _idmap_fds(config)
+    idmap_trees = {}
+    if idmap_fds and "user" in ns_plan.new:
+        from pyoci.linux import userns
+
+        idmap_trees = userns.idmapped_trees(config, bundle, idmap_fds)
     init_fd = executable.open_init()
     join_fds = namespaces.open_join_fds(ns_plan)
     fifo_fd = os.open(sdir.fifo, os.O_PATH | os.O_CLOEXEC)
@@ -237,7 +242,7 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
                            cgroup_paths=cg.paths, hierarchies=hierarchies, init_fd=init_fd,
                            fifo_fd=fifo_fd, console=console, opts=opts, log=ctx.log,
                            seccomp=seccomp, settings=settings, seccomp_listener=listener,
-                           idmap_fds=idmap_fds)
+                           idmap_fds=idmap_fds, idmap_trees=idmap_trees)
     c1 = os.fork()
     if c1 == 0:
         childmod.stage1(setup, join_fds, to_child, from_child)   # never returns
@@ -245,7 +250,7 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
     try:
         to_child.close_read()
         from_child.close_write()
-        for fd in [init_fd, fifo_fd] + [fd for _, fd in join_fds] + list(idmap_fds.values()):
+        for fd in [init_fd, fifo_fd] + [fd for _, fd in join_fds] + list(idmap_fds.values()) + list(idmap_trees.values()):
             os.close(fd)
         if console is not None:
             console.close()

@@ -219,3 +219,63 @@ def test_cgroup_mounts_read_only(runtime, ubundle, cgroupns):
     assert lines
     for line in lines:
         assert line.split()[3].split(",")[0] == "ro", line
+
+
+def test_idmapped_mount_in_a_user_namespace(runtime, ubundle, open_dir):
+    """An idmapped bind combines with the container's user namespace: host
+    files owned by root show (and are writable) as the container's root.
+    The runtime makes the idmapped tree (the container's root controls
+    neither the mapping's namespace nor the source filesystem)."""
+    src = os.path.join(open_dir, "idm")
+    os.mkdir(src, 0o755)
+    with open(os.path.join(src, "f"), "w") as f:
+        f.write("x\n")
+
+    def idm(c):
+        c["mounts"].append({"destination": "/idm", "type": "bind", "source": src, "options": ["rbind", "idmap"],
+                            "uidMappings": [{"containerID": 0, "hostID": HOST, "size": SIZE}],
+                            "gidMappings": [{"containerID": 0, "hostID": HOST, "size": SIZE}]})
+    out = run(runtime, ubundle(["sh", "-c", "stat -c '%u:%g' /idm/f; echo y >> /idm/f && echo wrote; "
+                                "grep ' /idm ' /proc/self/mountinfo"], idm))
+    lines = out.splitlines()
+    assert lines[:2] == ["0:0", "wrote"]
+    assert "idmapped" in lines[2]
+    st = os.stat(os.path.join(src, "f"))
+    assert (st.st_uid, st.st_gid) == (0, 0)   # the host's view is unchanged
+    with open(os.path.join(src, "f")) as f:
+        assert f.read() == "x\ny\n"
+
+
+def test_joined_network_namespace_gets_the_hosts_sys(runtime, ubundle):
+    """A joined network namespace is not owned by the new user namespace, so
+    no sysfs can be mounted for it: /sys is the host's, read-only."""
+    import subprocess
+
+    name = "pt%dus" % (os.getpid() % 100000)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        def join(c):
+            c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+            c["linux"]["namespaces"].append({"type": "network", "path": "/run/netns/" + name})
+        out = run(runtime, ubundle(["sh", "-c", "grep ' /sys ' /proc/self/mounts; readlink /proc/self/ns/net; "
+                                    "touch /sys/x 2>&1; true"], join))
+        lines = out.splitlines()
+        assert lines[0].split()[3].split(",")[0] == "ro"
+        assert lines[1] == "net:[%d]" % os.stat("/run/netns/" + name).st_ino
+        assert "Read-only file system" in lines[2]
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def test_unreachable_bind_source_is_a_clear_error(runtime, ubundle, open_dir):
+    hidden = os.path.join(open_dir, "hidden")
+    os.makedirs(os.path.join(hidden, "src"))
+    os.chmod(hidden, 0o700)
+
+    def bind(c):
+        c["mounts"].append({"destination": "/src", "type": "bind", "source": os.path.join(hidden, "src"),
+                            "options": ["rbind"]})
+    p = runtime.cmd("run", "-b", ubundle(["true"], bind), "u1")
+    assert p.returncode == 1
+    assert "mounts[7].source: %s/src is not reachable by the container's root (uid %d on the host): " \
+           "no search permission on %s" % (hidden, HOST, hidden) in p.stderr, p.stderr
