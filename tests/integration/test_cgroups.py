@@ -239,3 +239,33 @@ def test_hugetlb_limits_in_a_private_mount_of_the_controller(runtime, make_bundl
     p = subprocess.run(["unshare", "-m", "--propagation", "private", "bash", str(script), "bash", "-c", inner],
                        capture_output=True, text=True, timeout=60)
     assert p.stdout.split() == [str(4 << 21), "status=0", str(4 << 21), "removed"], (p.stdout, p.stderr)
+
+
+def test_delete_after_kill9_without_pid_namespace_kills_the_rest(runtime, make_bundle):
+    """No pid namespace: the init's children outlive a kill -9 of the init;
+    delete kills them and removes every cgroup create made."""
+    def change(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+
+    b = make_bundle(["sh", "-c", "sleep 100 & sleep 101 & wait"], change)
+    runtime.cmd("run", "-d", "-b", b, "k9b", check=True)
+    pid = runtime.state("k9b")["pid"]
+    dirs = [cg_dir(pid, c) for c in ("memory", "pids", "freezer", "")]
+    for _ in range(200):
+        if len(read(dirs[1], "cgroup.procs").split()) == 3:
+            break
+        time.sleep(0.01)
+    kids = [int(x) for x in read(dirs[1], "cgroup.procs").split() if int(x) != pid]
+    assert len(kids) == 2
+    os.kill(pid, 9)
+    for _ in range(500):
+        if runtime.state("k9b")["status"] == "stopped":
+            break
+        time.sleep(0.01)
+    runtime.cmd("delete", "k9b", check=True)
+    assert [d for d in dirs if os.path.exists(d)] == []
+    time.sleep(0.05)
+    from conftest import reap
+
+    reap()
+    assert [k for k in kids if os.path.exists("/proc/%d" % k)] == []

@@ -337,6 +337,11 @@ class Cgroup:
         """Remove the directories create made (deepest first). A directory
         still busy after the timeout is an error."""
         deadline = time.monotonic() + timeout
+        if self.created and self.frozen():
+            try:
+                self.freeze(False)   # a frozen process would never die
+            except (PyociError, OSError):
+                pass
         for d in reversed(self.created):
             while True:
                 try:
