@@ -31,6 +31,7 @@ COMMANDS = {
     "state": ("pyoci.cli.lifecycle", "cmd_state"),
     "kill": ("pyoci.cli.lifecycle", "cmd_kill"),
     "delete": ("pyoci.cli.lifecycle", "cmd_delete"),
+    "exec": ("pyoci.cli.exec_cmd", "cmd_exec"),
     "list": ("pyoci.cli.query", "cmd_list"),
     "ps": ("pyoci.cli.query", "cmd_ps"),
     "pause": ("pyoci.cli.query", "cmd_pause"),
@@ -99,10 +100,13 @@ def main(argv=None):
         return func(ctx, args) or 0
     except PyociError as e:
         msg = str(e)
+        code = e.exit_code
         if cmd in ("create", "run") and not isinstance(e, UsageError):
             msg = "pyoci %s failed: %s" % (cmd, msg)
+        elif cmd == "exec" and not isinstance(e, UsageError):
+            msg, code = "exec failed: " + msg, 255   # as runc: podman and containerd expect 255
         log.current.error(msg)
-        return e.exit_code
+        return code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

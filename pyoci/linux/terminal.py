@@ -31,10 +31,11 @@ def connect(path):
 PTY_SLAVE_MAJORS = range(136, 144)   # Unix98 pty slaves
 
 
-def setup(console, size=None):
+def setup(console, size=None, bind_console=True):
     """In the container, after pivot_root: allocate the pty from its devpts,
     make the slave our controlling terminal and stdio, /dev/console a bind
-    of it, and send the master over the console socket."""
+    of it (not for exec: bind_console=False), and send the master over the
+    console socket."""
     import socket
 
     try:
@@ -51,7 +52,8 @@ def setup(console, size=None):
             raise PyociError("set up the terminal: /dev/pts/%d is not a pty slave" % n)
         if size:
             set_size(slave, size.get("height", 0), size.get("width", 0))
-        _bind_console(slave)
+        if bind_console:
+            _bind_console(slave)
         os.setsid()
         fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
         for fd in (0, 1, 2):

@@ -10,7 +10,6 @@ execve.
 Both children end with os._exit: no Python clean-up of the parent's state
 may run in them.
 """
-import fcntl
 import os
 
 from pyoci.errors import PyociError
@@ -76,26 +75,6 @@ def _new_userns(to_child, from_child):
     userns.become_root()
 
 
-def _move_above(fd, low):
-    """Duplicate fd to a number >= low (inheritable) and close the old one."""
-    if fd >= low:
-        os.set_inheritable(fd, True)
-        return fd
-    new = fcntl.fcntl(fd, fcntl.F_DUPFD, low)
-    os.close(fd)
-    return new
-
-
-def _close_all_but(keep_below, keep):
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd >= keep_below and fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
 def stage2(setup, to_child, from_child):
     try:
         msg = to_child.recv()
@@ -112,6 +91,8 @@ def _preload(setup):
     """Import now every module needed after pivot_root: from then on the
     host's Python library is out of reach."""
     import resource  # noqa: F401  (process.set_rlimits)
+
+    from pyoci.runtime import final  # noqa: F401
 
     if setup.config["process"].get("terminal"):
         import socket  # noqa: F401
@@ -146,9 +127,9 @@ def _preload_userns(setup):
 
 
 def build(setup, chan):
-    from pyoci.linux import capabilities, network, process, sysctl, uts
+    from pyoci.linux import network, sysctl, uts
     from pyoci.linux import sys as lsys
-    from pyoci.runtime.plan import Plan
+    from pyoci.runtime import final
 
     _preload(setup)
 
@@ -188,52 +169,21 @@ def build(setup, chan):
     if "uts" in ns.new:
         uts.apply(config)
 
-    env = list(proc.get("env") or ())
-    user = proc.get("user") or {}
-    uid, gid = user.get("uid", 0), user.get("gid", 0)
-    if process.env_get(env, "HOME") is None:
-        env.append("HOME=" + process.home_of(uid))
-    process.enter_cwd(proc.get("cwd") or "/")
-    process.set_rlimits(process.rlimits(proc))
-    args = proc["args"]
-    exe = process.lookup(args[0], env)
-
-    if proc.get("terminal"):
-        from pyoci.linux import terminal
-
-        terminal.setup(setup.console, proc.get("consoleSize"))
     if not setup.opts.no_new_keyring:
         from pyoci.linux import keyring
 
         keyring.join_session(config.get("hostname") or "", setup.cid)
-
-    setup.settings.apply()
-    plan = Plan()
-    plan.program(exe, args, env)
-    plan.user(uid, gid)
-    groups = list(user.get("additionalGids") or ())
-    if not in_userns or may_setgroups:
-        plan.groups(groups)
-    elif groups:
-        raise PyociError("process.user.additionalGids: setgroups(2) is denied in this user namespace "
-                         "(a rootless mapping of one gid): no additional groups can be set")
-    sets = capabilities.from_config(proc.get("capabilities"), warn=setup.log.debug)
-    if sets is not None:
-        plan.caps(sets, capabilities.last_cap())
-    if proc.get("noNewPrivileges"):
-        plan.no_new_privileges()
-    if setup.seccomp is not None:
-        plan.seccomp(*setup.seccomp)
-    plan.umask(user.get("umask", 0o022))
     keep = 3 + setup.opts.preserve_fds
-    fifo = _move_above(setup.fifo_fd, keep)
+    plan = final.process_plan(proc, keep, console=setup.console, seccomp=setup.seccomp,
+                              warn=setup.log.debug, settings=setup.settings,
+                              setgroups=not in_userns or may_setgroups)
+    fifo = final.move_above(setup.fifo_fd, keep)
     plan.exec_fifo(fifo)
-    plan.keep_fds(keep)
     lsock = None
     if setup.seccomp_listener is not None:
-        lsock = _move_above(setup.seccomp_listener.detach(), keep)
+        lsock = final.move_above(setup.seccomp_listener.detach(), keep)
         plan.seccomp_listener(lsock, setup.seccomp_state)
-    plan_fd = _move_above(plan.to_memfd(), keep)
-    _close_all_but(keep, {fifo, plan_fd, setup.init_fd, chan.wfd, lsock})
+    plan_fd = final.move_above(plan.to_memfd(), keep)
+    final.close_all_but(keep, {fifo, plan_fd, setup.init_fd, chan.wfd, lsock, *plan.fds})
     chan.send({"ready": True})
     os.execve(setup.init_fd, ["pyoci-init", str(plan_fd)], {})

@@ -130,6 +130,11 @@ def create(ctx, cid, opts):
             "cgroup": cg.to_state(),
             "namespaces": sorted(ns_plan.new),
             "config": {"hooks": config.get("hooks") or {}},
+            # what `exec` starts from: the process as created, the keyring
+            # choice and the seccomp section (its program is in the cache)
+            "process": config["process"],
+            "no_new_keyring": bool(opts.no_new_keyring),
+            "seccomp": (config.get("linux") or {}).get("seccomp"),
         }
         if child.net_devices:
             state["netDevices"] = child.net_devices

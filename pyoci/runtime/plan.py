@@ -11,6 +11,7 @@ import struct
 class Plan:
     def __init__(self):
         self.parts = []
+        self.fds = []   # fds the records refer to: the caller keeps them open
 
     def _rec(self, tag, payload):
         self.parts.append(tag + struct.pack("=I", len(payload)) + payload)

@@ -1,0 +1,442 @@
+"""`exec`: start another process in a running container.
+
+Processes (P = this command):
+
+  P   loads the container, checks it is running (or paused with
+      --ignore-paused), builds the process (--process FILE, or the
+      container's own process with the flags applied), opens every namespace
+      of the container's init that differs from ours and the init's root
+      directory (all before any setns), and forks C1.
+  C1  makes itself non-dumpable (the container must not reach this Python
+      process through /proc while it holds host fds), joins the namespaces,
+      the user namespace first and the mount namespace last, forks C2 (in
+      the container's pid namespace) and exits, so that C2 is re-parented to
+      P (without --detach; P is then a subreaper) or to the caller's
+      subreaper (containerd's shim, conmon).
+  P   puts C2 into the container's cgroups (or the --cgroup sub-cgroups)
+      and lets it go; into a paused container, only once C2 is ready, so
+      that C2 freezes just before executing pyoci-init.
+  C2  chroots to the init's root, then takes the final exec path shared with
+      create (runtime/final.py): cwd, rlimits, program lookup, terminal,
+      and the plan for pyoci-init (user, groups, capabilities, NNP, LSM
+      label, seccomp), and executes pyoci-init through the read-only
+      detached mount: no host binary is ever the container's to see.
+  P   sees the sync pipe close on that exec, writes the pid file, and
+      returns (--detach) or waits for C2, relaying signals, and exits with
+      its status.
+"""
+import os
+
+from pyoci.errors import PyociError
+from pyoci.runtime import sync
+
+
+class ExecOptions:
+    FIELDS = dict(process=None, console_socket=None, pidfd_socket=None, cwd=None, env=(), tty=False,
+                  user=None, additional_gids=(), process_label=None, apparmor=None, no_new_privs=None,
+                  caps=(), preserve_fds=0, detach=False, pid_file=None, cgroups=(), ignore_paused=False,
+                  args=())
+
+    def __init__(self, **kw):
+        unknown = set(kw) - set(self.FIELDS)
+        if unknown:
+            raise TypeError("unknown exec options: %s" % ", ".join(sorted(unknown)))
+        for k, v in self.FIELDS.items():
+            setattr(self, k, kw.get(k, v))
+
+
+# -- the process -----------------------------------------------------------
+def _load_json(path, what):
+    from pyoci import jsonio as json
+
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+    except OSError as e:
+        raise PyociError("%s %s: %s" % (what, path, e.strerror))
+    except ValueError as e:
+        raise PyociError("%s %s: invalid JSON: %s" % (what, path, e))
+
+
+def _copy(obj):
+    from pyoci import jsonio as json
+
+    return json.loads(json.dumps(obj))
+
+
+def build_process(container, opts):
+    """The runtime-spec process to start, as runc builds it: the --process
+    file as is, or the container's own process with the flags applied."""
+    if opts.process:
+        proc = _load_json(opts.process, "--process")
+        if not isinstance(proc, dict):
+            raise PyociError("--process %s: not a JSON object" % opts.process)
+        if opts.tty:
+            proc["terminal"] = True
+    else:
+        base = container.state.get("process")
+        if base is None:   # a container created before state kept its process
+            base = _load_json(os.path.join(container.state["bundle"], "config.json"), "config")["process"]
+        proc = _copy(base)
+        if not opts.args:
+            raise PyociError("exec args cannot be empty")
+        proc["args"] = list(opts.args)
+        if opts.cwd:
+            proc["cwd"] = opts.cwd
+        if opts.apparmor:
+            proc["apparmorProfile"] = opts.apparmor
+        if opts.process_label:
+            proc["selinuxLabel"] = opts.process_label
+        caps = proc.get("capabilities")
+        if opts.caps and caps is not None:
+            for name in opts.caps:
+                for s in ("bounding", "effective", "permitted"):
+                    caps.setdefault(s, []).append(name)
+                # ambient needs inheritable: only where the config has it
+                if caps.get("inheritable") is not None:
+                    caps.setdefault("ambient", []).append(name)
+        proc["env"] = list(proc.get("env") or ()) + list(opts.env)
+        proc["terminal"] = bool(opts.tty)
+        if opts.no_new_privs is not None:
+            proc["noNewPrivileges"] = opts.no_new_privs
+        user = proc.setdefault("user", {})
+        if opts.user:
+            uid, colon, gid = opts.user.partition(":")
+            try:
+                user["uid"] = _u32(uid)
+                if colon:
+                    user["gid"] = _u32(gid)
+            except ValueError:
+                raise PyociError("--user %r: must be UID[:GID], numeric" % opts.user)
+        for g in opts.additional_gids:
+            try:
+                user.setdefault("additionalGids", []).append(_u32(g))
+            except ValueError:
+                raise PyociError("--additional-gids %r: must be a non-negative number" % (g,))
+    _check_process(proc)
+    return proc
+
+
+def _u32(s):
+    n = int(s, 10) if isinstance(s, str) else s
+    if not isinstance(n, int) or not 0 <= n <= 0xFFFFFFFF:
+        raise ValueError(s)
+    return n
+
+
+def _check_process(proc):
+    args = proc.get("args")
+    if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+        raise PyociError("process.args: must be a non-empty list of strings")
+    cwd = proc.get("cwd")
+    if not cwd:
+        raise PyociError("process.cwd: must not be empty")
+    if not isinstance(cwd, str) or not cwd.startswith("/"):
+        raise PyociError("process.cwd: must be an absolute path")
+    env = proc.get("env") or []
+    if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
+        raise PyociError("process.env: must be a list of strings")
+    user = proc.get("user") or {}
+    for k in ("uid", "gid"):
+        try:
+            _u32(user.get(k, 0))
+        except ValueError:
+            raise PyociError("process.user.%s: must be an unsigned 32-bit integer" % k)
+    for i, g in enumerate(user.get("additionalGids") or ()):
+        try:
+            _u32(g)
+        except ValueError:
+            raise PyociError("process.user.additionalGids[%d]: must be an unsigned 32-bit integer" % i)
+    from pyoci.config import features as F
+
+    if proc.get("apparmorProfile") and not F.apparmor_enabled():
+        raise PyociError("process.apparmorProfile: AppArmor is not enabled on this host")
+    if proc.get("selinuxLabel") and not F.selinux_enabled():
+        raise PyociError("process.selinuxLabel: SELinux is not enabled on this host")
+
+
+# -- the container's side ----------------------------------------------------
+def sub_cgroup(cg, specs):
+    """The Cgroup of the exec'd process: the container's, or the existing
+    sub-cgroups --cgroup names ([CONTROLLER[,CONTROLLER]:]PATH, as runc)."""
+    from pyoci.linux.cgroups import Cgroup
+
+    if not specs:
+        return cg
+    want = {}
+    for s in specs:
+        ctrls, colon, path = s.rpartition(":") if ":" in s else ("", "", s)
+        if not colon and len(specs) != 1:
+            raise PyociError("invalid --cgroup argument: %s (missing <controller>: prefix)" % s)
+        if ".." in path.split("/"):
+            raise PyociError("invalid --cgroup argument: %s: must not contain '..'" % s)
+        for c in (ctrls.split(",") if colon else [""]):
+            if colon and not c:
+                raise PyociError("invalid --cgroup argument: %s (empty <controller> prefix)" % s)
+            if c in want:
+                raise PyociError("invalid --cgroup argument(s): controller %s specified multiple times" % c)
+            want[c] = path
+    paths = {}
+    for key, d in cg.paths.items():
+        sub = want.get("")
+        for c in key.split(","):
+            if c in want:
+                sub = want[c]
+        if sub is not None:
+            d = os.path.normpath(os.path.join(d, sub.lstrip("/")))
+            if not os.path.isdir(d):
+                raise PyociError("--cgroup: cgroup %s does not exist" % d)
+        paths[key] = d
+    return Cgroup(paths)
+
+
+def open_container(pid):
+    """[(type, fd)] of the init's namespaces that differ from ours, in join
+    order, and an fd of its root directory."""
+    from pyoci.linux.namespaces import JOIN_ORDER, PROC_NAMES
+
+    fds, root = [], -1
+    try:
+        for t in JOIN_ORDER:
+            name = PROC_NAMES[t]
+            try:
+                fd = os.open("/proc/%d/ns/%s" % (pid, name), os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                if os.path.exists("/proc/self/ns/" + name):
+                    raise
+                continue   # a namespace type this kernel lacks
+            a, b = os.fstat(fd), os.stat("/proc/self/ns/" + name)
+            if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+                os.close(fd)
+                continue
+            fds.append((t, fd))
+        root = os.open("/proc/%d/root" % pid, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        for _, fd in fds:
+            os.close(fd)
+        raise PyociError("open the container's namespaces: %s" % (e.strerror or e))
+    return fds, root
+
+
+class _Setup:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def exec_process(ctx, cid, opts):
+    """Start the process; returns the exit status for the CLI."""
+    from pyoci.linux import executable
+    from pyoci.linux import sys as lsys
+    from pyoci.runtime.container import CREATED, PAUSED, STOPPED, Container, alive
+
+    c = Container.load(ctx.root, cid)
+    status = c.status()
+    if status in (STOPPED, CREATED):
+        raise PyociError("container not running")
+    paused = status == PAUSED
+    if paused and not opts.ignore_paused:
+        raise PyociError("cannot exec in a paused container (use --ignore-paused to override)")
+    proc = build_process(c, opts)
+    if proc.get("terminal") and not opts.console_socket:
+        raise PyociError("cannot allocate tty if pyoci will detach without setting console socket")
+    if opts.console_socket and not proc.get("terminal"):
+        raise PyociError("cannot use console socket if pyoci will not detach or allocate tty")
+    seccomp = None
+    if c.state.get("seccomp") is not None:
+        from pyoci.linux import seccomp as sc
+
+        seccomp = sc.program(c.state["seccomp"], root=ctx.root, warn=ctx.log.debug)
+    from pyoci.linux import process
+
+    settings = process.Settings(proc, None)
+    cg = sub_cgroup(c.cgroup(), opts.cgroups) if c.state.get("cgroup") else None
+
+    lsys._load()
+    ns_fds, root_fd = open_container(c.pid)
+    to_close = [fd for _, fd in ns_fds] + [root_fd]
+    console = None
+    try:
+        if not alive(c.pid, c.state.get("start_time")):
+            raise PyociError("container not running")
+        init_fd = executable.open_init()
+        to_close.append(init_fd)
+        if proc.get("terminal"):
+            from pyoci.linux import terminal
+
+            console = terminal.connect(opts.console_socket)
+        if not opts.detach:
+            # C2's parent (C1) exits: C2 must become our child, to be reaped here.
+            lsys.prctl(lsys.PR_SET_CHILD_SUBREAPER, 1)
+        _preload(proc)
+        setup = _Setup(cid=cid, proc=proc, ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd,
+                       console=console, seccomp=seccomp, preserve_fds=opts.preserve_fds or 0,
+                       keyring=not c.state.get("no_new_keyring"), late=paused, log=ctx.log,
+                       settings=settings)
+        to_child, from_child = sync.Channel(), sync.Channel()
+        c1 = os.fork()
+        if c1 == 0:
+            _stage1(setup, to_child, from_child)   # never returns
+    finally:
+        for fd in to_close:
+            os.close(fd)
+        if console is not None:
+            console.close()
+    pid = _start(c1, cg, paused, to_child, from_child)
+    if opts.pid_file:
+        from pyoci.runtime.state import write_atomic
+
+        write_atomic(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644)
+    if opts.pidfd_socket:
+        from pyoci.cli.lifecycle import _send_pidfd
+
+        _send_pidfd(opts.pidfd_socket, pid)
+    if opts.detach:
+        return 0
+    return wait(pid)
+
+
+def _start(c1, cg, paused, to_child, from_child):
+    """Drive C1 and C2 until C2 executed pyoci-init; returns C2's pid."""
+    c2 = None
+    try:
+        to_child.close_read()
+        from_child.close_write()
+        msg = from_child.recv()
+        _, status = os.waitpid(c1, 0)
+        if msg is None or "error" in msg:
+            raise PyociError((msg or {}).get("error") or "exec process failed to start (status %d)" % status)
+        c2 = msg["pid"]
+        if cg is not None and not paused:
+            cg.join(c2)
+        to_child.send({"go": True})
+        msg = from_child.recv()
+        if msg is None or "error" in msg:
+            raise PyociError((msg or {}).get("error") or "exec process exited during set-up")
+        if paused:
+            # C2 freezes as it joins; it executes pyoci-init once resumed.
+            if cg is not None:
+                cg.join(c2)
+            to_child.send({"go": True})
+            return c2
+        # The pipe closes when C2 executed pyoci-init (close-on-exec), or
+        # carries the error.
+        msg = from_child.recv()
+        if msg is not None:
+            raise PyociError(msg.get("error") or "unexpected message from the exec process")
+        return c2
+    except BaseException:
+        if c2 is not None:
+            try:
+                os.kill(c2, 9)
+                os.waitpid(c2, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        else:
+            try:
+                os.kill(c1, 9)
+                os.waitpid(c1, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        raise
+    finally:
+        to_child.close()
+        from_child.close()
+
+
+def wait(pid):
+    """Wait for our child `pid`, relaying signals; its exit status (128+N
+    for a signal), as runc exec reports it."""
+    import _signal
+
+    from pyoci.cli.lifecycle import FORWARDED, SIGNALS
+
+    def forward(sig, _frame):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    for name in FORWARDED:
+        _signal.signal(SIGNALS[name[3:]], forward)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+# -- the children --------------------------------------------------------------
+def _stage1(setup, to_child, from_child):
+    from pyoci.runtime.child import _fail
+
+    try:
+        from pyoci.linux import namespaces
+        from pyoci.linux import sys as lsys
+
+        to_child.close_write()
+        from_child.close_read()
+        # Non-dumpable (inherited by C2 until it executes pyoci-init): no
+        # process of the container can open /proc/PID/exe, fds or memory.
+        lsys.prctl(lsys.PR_SET_DUMPABLE, 0)
+        namespaces.join(setup.ns_fds)
+        pid = os.fork()
+        if pid == 0:
+            _stage2(setup, to_child, from_child)
+        from_child.send({"pid": pid})
+        os._exit(0)
+    except BaseException as e:
+        _fail(from_child, e)
+
+
+def _stage2(setup, to_child, from_child):
+    from pyoci.runtime.child import _fail
+
+    try:
+        msg = to_child.recv()
+        if not msg or not msg.get("go"):
+            os._exit(1)
+        if not setup.late:
+            to_child.close_read()
+        _build(setup, to_child, from_child)
+    except BaseException as e:
+        _fail(from_child, e, "unable to start container process: ")
+
+
+def _preload(proc):
+    """Import, before the mount namespace is joined, every module C2 needs:
+    from then on the host's Python library is out of reach."""
+    import resource  # noqa: F401  (process.set_rlimits)
+
+    from pyoci.runtime import final  # noqa: F401
+
+    if proc.get("terminal"):
+        import socket  # noqa: F401
+        import termios  # noqa: F401
+
+        from pyoci.linux import terminal  # noqa: F401
+    from pyoci.linux import keyring  # noqa: F401
+
+
+def _build(setup, to_child, chan):
+    from pyoci.linux import keyring
+    from pyoci.runtime import final
+
+    proc = setup.proc
+    os.fchdir(setup.root_fd)
+    os.chroot(".")
+    os.close(setup.root_fd)
+    os.chdir("/")
+    if setup.keyring:
+        keyring.join_session("", setup.cid)
+    keep = 3 + setup.preserve_fds
+    setup.settings.apply_initial()
+    plan = final.process_plan(proc, keep, console=setup.console, seccomp=setup.seccomp,
+                              warn=setup.log.debug, create_cwd=False, bind_console=False,
+                              settings=setup.settings)
+    plan_fd = final.move_above(plan.to_memfd(), keep)
+    keep_open = {plan_fd, setup.init_fd, chan.wfd, *plan.fds}
+    if setup.late:
+        keep_open.add(to_child.rfd)
+    final.close_all_but(keep, keep_open)
+    chan.send({"ready": True})
+    if setup.late:
+        to_child.recv()
+    os.execve(setup.init_fd, ["pyoci-init", str(plan_fd)], {})
