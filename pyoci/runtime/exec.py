@@ -249,6 +249,9 @@ def exec_process(ctx, cid, opts):
     from pyoci.linux import process
 
     settings = process.Settings(proc, None)
+    from pyoci.linux import userns
+
+    setgroups = userns.setgroups_allowed(c.pid)
     cg = sub_cgroup(c.cgroup(), opts.cgroups) if c.state.get("cgroup") else None
 
     lsys._load()
@@ -271,7 +274,7 @@ def exec_process(ctx, cid, opts):
         setup = _Setup(cid=cid, proc=proc, ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd,
                        console=console, seccomp=seccomp, preserve_fds=opts.preserve_fds or 0,
                        keyring=not c.state.get("no_new_keyring"), late=paused, log=ctx.log,
-                       settings=settings)
+                       settings=settings, setgroups=setgroups)
         to_child, from_child = sync.Channel(), sync.Channel()
         c1 = os.fork()
         if c1 == 0:
@@ -376,7 +379,14 @@ def _stage1(setup, to_child, from_child):
         # Non-dumpable (inherited by C2 until it executes pyoci-init): no
         # process of the container can open /proc/PID/exe, fds or memory.
         lsys.prctl(lsys.PR_SET_DUMPABLE, 0)
+        joined_user = any(t == "user" for t, _ in setup.ns_fds)
         namespaces.join(setup.ns_fds)
+        if joined_user:
+            # Root of the namespace (as the container's init is): an
+            # unmapped id would lose every capability at the next execve.
+            from pyoci.linux import userns
+
+            userns.become_root()
         pid = os.fork()
         if pid == 0:
             _stage2(setup, to_child, from_child)
@@ -412,7 +422,7 @@ def _preload(proc):
         import termios  # noqa: F401
 
         from pyoci.linux import terminal  # noqa: F401
-    from pyoci.linux import keyring  # noqa: F401
+    from pyoci.linux import keyring, userns  # noqa: F401
 
 
 def _build(setup, to_child, chan):
@@ -430,7 +440,7 @@ def _build(setup, to_child, chan):
     setup.settings.apply_initial()
     plan = final.process_plan(proc, keep, console=setup.console, seccomp=setup.seccomp,
                               warn=setup.log.debug, create_cwd=False, bind_console=False,
-                              settings=setup.settings)
+                              settings=setup.settings, setgroups=setup.setgroups)
     plan_fd = final.move_above(plan.to_memfd(), keep)
     keep_open = {plan_fd, setup.init_fd, chan.wfd, *plan.fds}
     if setup.late:

@@ -35,6 +35,13 @@ def force_delete(runtime, cid):
     assert p.returncode == 0
 
 
+def wait_exe(pid, name):
+    deadline = time.monotonic() + 10
+    while not open("/proc/%d/cmdline" % pid).read().startswith(name):
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+
+
 @pytest.fixture
 def running(runtime, make_bundle):
     """A running busybox container `x1` (sleep); returns its init pid."""
@@ -333,3 +340,35 @@ def test_exec_lsm_flags_refused_without_the_lsm(runtime, running):
         p = runtime.cmd("exec", "--process-label", "system_u:system_r:container_t:s0", "x1", "true")
         assert p.returncode == 255 and "SELinux is not enabled" in p.stderr
     force_delete(runtime, "x1")
+
+
+def test_exec_into_a_user_namespace(runtime, tmp_path):
+    """The user namespace is joined first: ids inside are the mapped ones,
+    the host sees the mapped host ids."""
+    import shutil
+    import tempfile
+
+    import make_bundle as bundle_maker
+    from test_userns import HOST, userns
+
+    d = tempfile.mkdtemp(prefix="pyoci-userns-")
+    try:
+        os.chmod(d, 0o755)
+        b = bundle_maker.make(os.path.join(d, "b"), ["sleep", "1000"], "/bin/busybox", lambda c: userns(c))
+        for top, dirs, files in os.walk(os.path.join(b, "rootfs")):
+            for n in [top] + [os.path.join(top, x) for x in dirs + files]:
+                os.lchown(n, HOST, HOST)
+        runtime.cmd("run", "-d", "-b", b, "xu", check=True)
+        init = runtime.state("xu")["pid"]
+        p = runtime.cmd("exec", "-d", "--pid-file", tmp_path / "u.pid", "-u", "5:6", "xu", "sleep", "100")
+        assert p.returncode == 0, p.stderr
+        pid = int((tmp_path / "u.pid").read_text())
+        assert os.readlink("/proc/%d/ns/user" % pid) == os.readlink("/proc/%d/ns/user" % init)
+        wait_exe(pid, "sleep")
+        f = status_fields(open("/proc/%d/status" % pid).read())
+        assert f["Uid"].split()[0] == str(HOST + 5) and f["Gid"].split()[0] == str(HOST + 6)
+        out = runtime.cmd("exec", "xu", "sh", "-c", "id -u; cat /proc/self/uid_map", check=True).stdout.split()
+        assert out == ["0", "0", str(HOST), "65536"]
+        force_delete(runtime, "xu")
+    finally:
+        shutil.rmtree(d)
