@@ -267,14 +267,16 @@ def exec_process(ctx, cid, opts):
             from pyoci.linux import terminal
 
             console = terminal.connect(opts.console_socket)
+        relay = None
         if not opts.detach:
             # C2's parent (C1) exits: C2 must become our child, to be reaped here.
             lsys.prctl(lsys.PR_SET_CHILD_SUBREAPER, 1)
+            relay = Relay()
         _preload(proc)
         setup = _Setup(cid=cid, proc=proc, ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd,
                        console=console, seccomp=seccomp, preserve_fds=opts.preserve_fds or 0,
                        keyring=not c.state.get("no_new_keyring"), late=paused, log=ctx.log,
-                       settings=settings, setgroups=setgroups)
+                       settings=settings, setgroups=setgroups, relay=relay)
         to_child, from_child = sync.Channel(), sync.Channel()
         c1 = os.fork()
         if c1 == 0:
@@ -295,7 +297,7 @@ def exec_process(ctx, cid, opts):
         _send_pidfd(opts.pidfd_socket, pid)
     if opts.detach:
         return 0
-    return wait(pid)
+    return relay.wait(pid)
 
 
 def _start(c1, cg, paused, to_child, from_child):
@@ -346,24 +348,46 @@ def _start(c1, cg, paused, to_child, from_child):
         from_child.close()
 
 
-def wait(pid):
-    """Wait for our child `pid`, relaying signals; its exit status (128+N
-    for a signal), as runc exec reports it."""
-    import _signal
+class Relay:
+    """Signals for the exec'd process, caught from before the fork: one
+    that arrives before its pid is known is delivered once it is."""
 
-    from pyoci.cli.lifecycle import FORWARDED, SIGNALS
+    def __init__(self):
+        import _signal
 
-    def forward(sig, _frame):
+        from pyoci.cli.lifecycle import FORWARDED, SIGNALS
+
+        self.pid = None
+        self.pending = []
+        self.sigs = [SIGNALS[name[3:]] for name in FORWARDED]
+        for sig in self.sigs:
+            _signal.signal(sig, self._forward)
+
+    def _forward(self, sig, _frame):
+        if self.pid is None:
+            self.pending.append(sig)
+            return
         try:
-            os.kill(pid, sig)
+            os.kill(self.pid, sig)
         except ProcessLookupError:
             pass
 
-    for name in FORWARDED:
-        _signal.signal(SIGNALS[name[3:]], forward)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    def reset(self):
+        """In a child: the default dispositions again."""
+        import _signal
+
+        for sig in self.sigs:
+            _signal.signal(sig, _signal.SIG_DFL)
+
+    def wait(self, pid):
+        """Wait for our child `pid`, relaying signals; its exit status
+        (128+N for a signal), as runc exec reports it."""
+        self.pid = pid
+        for sig in self.pending:
+            self._forward(sig, None)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        return 128 - code if code < 0 else code
 
 
 # -- the children --------------------------------------------------------------
@@ -374,6 +398,8 @@ def _stage1(setup, to_child, from_child):
         from pyoci.linux import namespaces
         from pyoci.linux import sys as lsys
 
+        if setup.relay is not None:
+            setup.relay.reset()
         to_child.close_write()
         from_child.close_read()
         # Non-dumpable (inherited by C2 until it executes pyoci-init): no
