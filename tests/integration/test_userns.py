@@ -279,3 +279,34 @@ def test_unreachable_bind_source_is_a_clear_error(runtime, ubundle, open_dir):
     assert p.returncode == 1
     assert "mounts[7].source: %s/src is not reachable by the container's root (uid %d on the host): " \
            "no search permission on %s" % (hidden, HOST, hidden) in p.stderr, p.stderr
+
+
+def test_terminal_in_a_user_namespace(runtime, ubundle, tmp_path):
+    """The pty comes from the container's own devpts; /dev/console is bound
+    to it; the devpts gid=5 option works with the mapping."""
+    import socket
+
+    from test_terminal import listen, read_until_eof
+
+    def tty(c):
+        c["process"]["terminal"] = True
+    b = ubundle(["sh", "-c", "tty; stat -c '%u:%g %t' /dev/console; id -u"], tty)
+    srv, path = listen(tmp_path)
+    with srv:
+        runtime.cmd("create", "--console-socket", path, "-b", b, "ut", check=True)
+        conn, _ = srv.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 4096, 4)
+    master = fds[0]
+    try:
+        pid = runtime.state("ut")["pid"]
+        runtime.cmd("start", "ut", check=True)
+        out = read_until_eof(master)
+    finally:
+        os.close(master)
+    os.waitpid(pid, 0)
+    lines = out.split("\n")
+    assert lines[0] == "/dev/pts/0"
+    assert lines[1] == "0:5 88"   # owned by the container's root, group tty
+    assert lines[2] == "0"
+    runtime.cmd("delete", "ut", check=True)
