@@ -324,3 +324,19 @@ def test_delegated_cgroup_is_used(user, delegated):
     wait_status(user, "r8", "stopped")
     user.pyoci("delete", "r8", check=True)
     assert not os.path.exists(os.path.join(pids.mountpoint, delegated.lstrip("/"), "r8"))
+
+
+@pytest.mark.parametrize("change,phrase", [
+    (lambda c: c["process"].update(oomScoreAdj=-500), "process.oomScoreAdj"),
+    (lambda c: c["linux"].update(sysctl={"net.ipv4.ip_forward": "1"}), "net.ipv4.ip_forward"),
+    (lambda c: c["linux"].update(devices=[{"path": "/dev/pyoci-nonexistent", "type": "c", "major": 1,
+                                           "minor": 3}]), "linux.devices: /dev/pyoci-nonexistent"),
+    (lambda c: c["process"]["user"].update(additionalGids=[5]), "process.user.additionalGids"),
+])
+def test_what_a_rootless_user_cannot_do(user, change, phrase):
+    b, _ = rootless_bundle(user, ["true"], change)
+    p = user.pyoci("run", "-b", b, "r9")
+    assert p.returncode == 1
+    assert phrase in p.stderr, p.stderr
+    root = os.path.join(user.xdg, "pyoci")
+    assert not os.path.isdir(root) or not os.listdir(root)
