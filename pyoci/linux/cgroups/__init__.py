@@ -307,29 +307,39 @@ class Cgroup:
             pass
         return False
 
-    def freeze(self, on):
+    def freeze(self, on, timeout=5.0):
+        """Freeze or thaw, and wait until the kernel says FROZEN / THAWED
+        (v1 freezer.state; v2 cgroup.events "frozen"). A freeze that does
+        not complete in time is undone, so nothing stays half-frozen."""
         d, ver = self.freezer_dir()
         if not ver:
             raise PyociError("no freezer cgroup: cannot %s" % ("pause" if on else "resume"))
+        deadline = time.monotonic() + timeout
         if ver == 1:
             want = "FROZEN" if on else "THAWED"
             path = os.path.join(d, "freezer.state")
-            for _ in range(1000):
-                with open(path, "w") as f:
-                    f.write(want)
+            while True:
+                _write_file(path, want)
                 with open(path) as f:
                     if f.read().strip() == want:
                         return
+                if time.monotonic() > deadline:
+                    break
                 time.sleep(0.001)
+            if on:
+                _write_file(path, "THAWED")
             raise PyociError("freezer: the cgroup did not become %s" % want)
-        with open(os.path.join(d, "cgroup.freeze"), "w") as f:
-            f.write("1" if on else "0")
+        _write_file(os.path.join(d, "cgroup.freeze"), "1" if on else "0")
         events = os.path.join(d, "cgroup.events")
-        for _ in range(1000):
+        while True:
             with open(events) as f:
-                if ("frozen %d" % (1 if on else 0)) in f.read():
+                if ("frozen %d" % (1 if on else 0)) in f.read().split("\n"):
                     return
+            if time.monotonic() > deadline:
+                break
             time.sleep(0.001)
+        if on:
+            _write_file(os.path.join(d, "cgroup.freeze"), "0")
         raise PyociError("freezer: the cgroup did not %s" % ("freeze" if on else "thaw"))
 
     # -- removal -------------------------------------------------------
