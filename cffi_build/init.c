@@ -201,7 +201,8 @@ static void parse(struct plan *p, const unsigned char *buf, size_t len)
         die("plan: no program", EINVAL);
 }
 
-static void wait_for_start(int fifo_fd)
+/* Returns the fifo's write end, kept open (close-on-exec) until execve. */
+static int wait_for_start(int fifo_fd)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/self/fd/%d", fifo_fd);
@@ -212,8 +213,11 @@ static void wait_for_start(int fifo_fd)
         die("open exec fifo", errno);
     if (write(fd, "0", 1) != 1)
         die("write exec fifo", errno);
-    close(fd);
+    /* fd stays open, close-on-exec: `start` sees end-of-file once the
+     * user's program was executed (or this process died), before it runs
+     * the poststart hooks. */
     close(fifo_fd);
+    return fd;
 }
 
 /* Hand the listener fd and the container process state to the seccomp
@@ -286,15 +290,22 @@ static void close_range_or_loop(unsigned int first, unsigned int last)
             close((int)fd);
 }
 
-/* Close every fd >= first but `except` (-1: none). */
-static void close_from(unsigned int first, int except)
+/* Close every fd >= first but `except` and `except2` (-1: none). */
+static void close_from(unsigned int first, int except, int except2)
 {
+    if (except2 >= 0 && (except < 0 || except2 < except)) {
+        int t = except; except = except2; except2 = t;
+    }
+    /* now except <= except2, or except2 < 0 */
     if (except >= (int)first) {
         close_range_or_loop(first, (unsigned int)except - 1);
-        close_range_or_loop((unsigned int)except + 1, ~0U);
-    } else {
-        close_range_or_loop(first, ~0U);
+        first = (unsigned int)except + 1;
     }
+    if (except2 >= (int)first) {
+        close_range_or_loop(first, (unsigned int)except2 - 1);
+        first = (unsigned int)except2 + 1;
+    }
+    close_range_or_loop(first, ~0U);
 }
 
 int main(int argc, char **argv)
@@ -307,9 +318,10 @@ int main(int argc, char **argv)
     unsigned char *buf = (unsigned char *)read_all(plan_fd, &len);
     close(plan_fd);
     parse(&p, buf, len);
+    int started_fd = -1;
 
     if (p.fifo_fd >= 0)
-        wait_for_start(p.fifo_fd);
+        started_fd = wait_for_start(p.fifo_fd);
 
     if (p.bpf && !p.nnp)
         load_seccomp(&p);
@@ -346,7 +358,7 @@ int main(int argc, char **argv)
 
     /* Nothing of the runtime's may reach the user's program (the seccomp
      * agent's socket, if any, is closed as soon as the filter is sent). */
-    close_from(p.keep_fds, p.bpf && p.nnp ? p.listener_sock : -1);
+    close_from(p.keep_fds, p.bpf && p.nnp ? p.listener_sock : -1, started_fd);
     if (p.bpf && p.nnp)
         load_seccomp(&p);
 

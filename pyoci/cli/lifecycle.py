@@ -196,8 +196,9 @@ def cmd_run(ctx, args):
         with c.dir:
             c.start()
     except BaseException:
-        with c.dir:
-            c.destroy()
+        if not c.destroyed:   # a failing startContainer/poststart hook destroyed it already
+            with c.dir:
+                c.destroy()
         raise
     if opts["detach"]:
         return 0

@@ -80,9 +80,10 @@ def stage2(setup, to_child, from_child):
         msg = to_child.recv()
         if not msg or not msg.get("go"):
             os._exit(1)
-        to_child.close_read()
+        if not setup.create_hooks:
+            to_child.close_read()
         setup.seccomp_state = msg.get("seccomp_state")
-        build(setup, from_child)
+        build(setup, from_child, to_child)
     except BaseException as e:
         _fail(from_child, e, "unable to start container process: ")
 
@@ -101,6 +102,8 @@ def _preload(setup):
         from pyoci.linux import terminal  # noqa: F401
     if not setup.opts.no_new_keyring:
         from pyoci.linux import keyring  # noqa: F401
+    if setup.create_hooks:
+        from pyoci.runtime import hooks  # noqa: F401
 
 
 def _preload_userns(setup):
@@ -126,7 +129,7 @@ def _preload_userns(setup):
     _preload(setup)
 
 
-def build(setup, chan):
+def build(setup, chan, to_child=None):
     from pyoci.linux import network, sysctl, uts
     from pyoci.linux import sys as lsys
     from pyoci.runtime import final
@@ -158,6 +161,8 @@ def build(setup, chan):
             userns.readonly_cgroupfs(setup.rootfs)   # CVE-2023-25809
     if "network" in ns.new:
         network.loopback_up()
+    if setup.create_hooks:
+        _create_hooks(setup, chan, to_child)
     if rootfs is not None:
         rootfs.switch_root(setup.opts.no_pivot)
     else:
@@ -187,3 +192,19 @@ def build(setup, chan):
     final.close_all_but(keep, {fifo, plan_fd, setup.init_fd, chan.wfd, lsock, *plan.fds})
     chan.send({"ready": True})
     os.execve(setup.init_fd, ["pyoci-init", str(plan_fd)], {})
+
+
+def _create_hooks(setup, chan, to_child):
+    """The mounts are prepared, pivot_root is next: the runtime runs the
+    prestart and createRuntime hooks meanwhile, then the createContainer
+    hooks run here, in the container's namespaces, where the host's paths
+    still resolve."""
+    from pyoci.runtime import hooks
+
+    chan.send({"hooks": True})
+    msg = to_child.recv()
+    to_child.close_read()
+    if not msg or "state" not in msg:
+        os._exit(1)
+    hooks.run("createContainer", (setup.config.get("hooks") or {}).get("createContainer"), msg["state"],
+              debug=setup.log.debug)

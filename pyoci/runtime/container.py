@@ -30,6 +30,8 @@ class Container:
     def __init__(self, sdir, state):
         self.dir = sdir
         self.state = state
+        self.destroyed = False
+        self._poststop_done = False
 
     @classmethod
     def load(cls, root, cid):
@@ -87,6 +89,11 @@ class Container:
             raise PyociError("cannot start a container that has stopped")
         if status != CREATED:
             raise PyociError("cannot start an already running container")
+        hooks = (self.state.get("config") or {}).get("hooks") or {}
+        if hooks.get("startContainer"):
+            from pyoci.runtime.exec import container_spawner
+
+            self._hooks_or_destroy("startContainer", hooks, CREATED, container_spawner(self))
         fd = os.open(self.dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             # The init opens the fifo for writing when we open it for reading,
@@ -104,9 +111,36 @@ class Container:
                         pass
                 if not alive(self.pid, self.state.get("start_time")):
                     raise PyociError("cannot start a container that has stopped")
+            if hooks.get("poststart"):
+                # pyoci-init keeps the fifo open until it executes the
+                # user's program: end-of-file means the program runs.
+                while True:
+                    p.poll(50)
+                    try:
+                        if not os.read(fd, 1):
+                            break
+                    except BlockingIOError:
+                        pass
+                    if not alive(self.pid, self.state.get("start_time")):
+                        break
         finally:
             os.close(fd)
         os.unlink(self.dir.fifo)
+        if hooks.get("poststart"):
+            self._hooks_or_destroy("poststart", hooks, RUNNING)
+
+    def _hooks_or_destroy(self, kind, hooks, status, spawn=None):
+        """Run the hooks of `kind`; if one fails, the container is stopped
+        and destroyed (the poststop hooks run) and the error raised, as
+        runtime-spec 1.3.0 has it for startContainer and poststart."""
+        from pyoci.cli import log
+        from pyoci.runtime import hooks as H
+
+        try:
+            H.run(kind, hooks.get(kind), self.oci_state(status), spawn=spawn, debug=log.current.debug)
+        except PyociError:
+            self.destroy()
+            raise
 
     def signal(self, sig, all_processes=False):
         if self.status() == STOPPED:
@@ -159,6 +193,16 @@ class Container:
         if self.state.get("cgroup"):
             self.cgroup().destroy()
         self.dir.remove()
+        self.destroyed = True
+        hooks = (self.state.get("config") or {}).get("hooks") or {}
+        if hooks.get("poststop") and not self._poststop_done:
+            # after the container is deleted; a failure only warns
+            from pyoci.cli import log
+            from pyoci.runtime import hooks as H
+
+            self._poststop_done = True
+            H.run("poststop", hooks["poststop"], self.oci_state(STOPPED), warn=log.current.warning,
+                  debug=log.current.debug)
 
     def _release_net_devices(self):
         """linux.netDevices go back to the host, under their host names,

@@ -150,6 +150,14 @@ def create(ctx, cid, opts):
             cg.destroy(timeout=2.0)
         finally:
             sdir.remove()
+            if getattr(opts, "hooks_started", False):
+                # a hook failed (or what followed it): the lifecycle goes on
+                # at "destroy", then the poststop hooks, which only warn
+                from pyoci.runtime import hooks
+
+                hooks.run("poststop", (config.get("hooks") or {}).get("poststop"),
+                          hooks.state_doc(cid, "stopped", 0, bundle, config.get("annotations")),
+                          warn=ctx.log.warning, debug=ctx.log.debug)
         raise
     sdir.unlock()
     from pyoci.runtime.container import Container
@@ -247,7 +255,8 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
                            cgroup_paths=cg.paths, hierarchies=hierarchies, init_fd=init_fd,
                            fifo_fd=fifo_fd, console=console, opts=opts, log=ctx.log,
                            seccomp=seccomp, settings=settings, seccomp_listener=listener,
-                           idmap_fds=idmap_fds, idmap_trees=idmap_trees)
+                           idmap_fds=idmap_fds, idmap_trees=idmap_trees,
+                           create_hooks=_has_create_hooks(config))
     c1 = os.fork()
     if c1 == 0:
         childmod.stage1(setup, join_fds, to_child, from_child)   # never returns
@@ -289,6 +298,11 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
                                                     config.get("annotations"))
         to_child.send(go)
         msg = from_child.recv()
+        if msg is not None and msg.get("hooks"):
+            # C2 prepared the mounts and waits before pivot_root
+            opts.hooks_started = True
+            _runtime_hooks(ctx, config, sdir.id, c2, bundle, to_child)
+            msg = from_child.recv()
         if msg is None or "error" in msg:
             raise PyociError((msg or {}).get("error") or "container init exited during set-up")
         # "exec" arrives just before C2 executes pyoci-init; the pipe closes
@@ -313,6 +327,25 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
     finally:
         to_child.close()
         from_child.close()
+
+
+def _has_create_hooks(config):
+    h = config.get("hooks") or {}
+    return bool(h.get("prestart") or h.get("createRuntime") or h.get("createContainer"))
+
+
+def _runtime_hooks(ctx, config, cid, pid, bundle, to_child):
+    """prestart then createRuntime, in the runtime's namespaces; then the
+    state goes to C2 for the createContainer hooks. The status is "created":
+    the container's process exists and has not run the user's program
+    (runtime-tools hooks_stdin checks it)."""
+    from pyoci.runtime import hooks
+
+    h = config.get("hooks") or {}
+    state = hooks.state_doc(cid, "created", pid, bundle, config.get("annotations"))
+    for kind in ("prestart", "createRuntime"):
+        hooks.run(kind, h.get(kind), state, debug=ctx.log.debug)
+    to_child.send({"state": state})
 
 
 def _fifo_for_userns(fifo, ns_plan):

@@ -390,6 +390,52 @@ class Relay:
         return 128 - code if code < 0 else code
 
 
+# -- startContainer hooks -------------------------------------------------------
+def container_spawner(c):
+    """spawn(path, args, env, stdin_fd, out_fd) for hooks.run_one: the hook
+    runs in the container (its namespaces, cgroup and root, where its path
+    resolves), as the runtime's root, and is a child of ours."""
+    def spawn(path, args, env, stdin_fd, out_fd):
+        from pyoci.linux import sys as lsys
+
+        lsys._load()
+        lsys.prctl(lsys.PR_SET_CHILD_SUBREAPER, 1)
+        from pyoci.linux import namespaces, userns  # noqa: F401  (imported before setns)
+        from pyoci.runtime import child, final  # noqa: F401
+
+        ns_fds, root_fd = open_container(c.pid)
+        setup = _Setup(ns_fds=ns_fds, root_fd=root_fd, relay=None, hook=(path, args, env, stdin_fd, out_fd))
+        to_child, from_child = sync.Channel(), sync.Channel()
+        try:
+            c1 = os.fork()
+            if c1 == 0:
+                _stage1(setup, to_child, from_child)   # never returns
+        finally:
+            for fd in [fd for _, fd in ns_fds] + [root_fd]:
+                os.close(fd)
+        cg = c.cgroup() if c.state.get("cgroup") else None
+        return _start(c1, cg, False, to_child, from_child)
+    return spawn
+
+
+def _exec_hook(setup, chan):
+    path, args, env, stdin_fd, out_fd = setup.hook
+    os.fchdir(setup.root_fd)
+    os.chroot(".")
+    os.chdir("/")
+    os.dup2(stdin_fd, 0)
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    from pyoci.runtime import final
+
+    final.close_all_but(3, {chan.wfd})
+    chan.send({"ready": True})
+    try:
+        os.execve(path, args, env)
+    except OSError as e:
+        raise PyociError("%s: %s" % (path, os.strerror(e.errno).lower()))
+
+
 # -- the children --------------------------------------------------------------
 def _stage1(setup, to_child, from_child):
     from pyoci.runtime.child import _fail
@@ -429,11 +475,14 @@ def _stage2(setup, to_child, from_child):
         msg = to_child.recv()
         if not msg or not msg.get("go"):
             os._exit(1)
+        if getattr(setup, "hook", None):
+            to_child.close_read()
+            _exec_hook(setup, from_child)
         if not setup.late:
             to_child.close_read()
         _build(setup, to_child, from_child)
     except BaseException as e:
-        _fail(from_child, e, "unable to start container process: ")
+        _fail(from_child, e, "" if getattr(setup, "hook", None) else "unable to start container process: ")
 
 
 def _preload(proc):
