@@ -6,6 +6,7 @@ import subprocess
 import pytest
 
 from test_bad_input import assert_failed
+from test_userns import open_dir, ubundle  # noqa: F401  (fixtures)
 
 
 def run_out(runtime, make_bundle, script, cid, changes=None, args=()):
@@ -217,8 +218,42 @@ def test_idmapped_mount(runtime, make_bundle, tmp_path):
      ("mounts[7]", "No such device", "unknown filesystem type 'ptnosuchfs'")),
     ({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["size=lots"]},
      ("mounts[7] (tmpfs on /x)", "Invalid argument")),
+    ({"destination": "/x", "type": "bind", "source": "/does/not/exist", "options": ["rbind", "idmap"],
+      "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+      "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]},
+     ("mounts[7]", "/does/not/exist", "No such file or directory")),
+    ({"destination": "/x", "type": "bind", "source": "/etc", "options": ["rbind", "rro", "rnosuid"]},
+     None),
 ])
 def test_bad_mounts_fail_cleanly(runtime, make_bundle, mount, phrases):
     b = make_bundle(["true"], add_mounts(mount))
+    if phrases is None:   # the control: the same shape of mount, valid, works
+        assert runtime.cmd("run", "-b", b, "good").returncode == 0
+        return
     assert_failed(runtime.cmd("create", "-b", b, "bad"), *phrases)
     assert runtime.ids() == []
+
+
+def test_idmapped_mount_in_a_user_namespace(runtime, ubundle, open_dir):
+    """The idmapped tree is made by the runtime on the host (the container's
+    root may not idmap a host filesystem) and attached inside: a file the
+    host's root owns shows as the container's root, and the container's
+    root writes into it as the host's root would (mapped back on disk)."""
+    from test_userns import HOST, SIZE
+
+    src = os.path.join(open_dir, "idm")
+    os.mkdir(src)
+    with open(os.path.join(src, "f"), "w") as f:
+        f.write("x\n")
+
+    def changes(c):
+        c["mounts"].append({"destination": "/idm", "type": "bind", "source": src,
+                            "options": ["rbind", "idmap"],
+                            "uidMappings": [{"containerID": 0, "hostID": HOST, "size": SIZE}],
+                            "gidMappings": [{"containerID": 0, "hostID": HOST, "size": SIZE}]})
+    b = ubundle(["sh", "-c", "stat -c '%u:%g' /idm/f; touch /idm/new && stat -c '%u:%g' /idm/new"], changes)
+    p = runtime.cmd("run", "-b", b, "m11")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["0:0", "0:0"]
+    st = os.stat(os.path.join(src, "new"))
+    assert (st.st_uid, st.st_gid) == (0, 0)   # on disk: the host's root
