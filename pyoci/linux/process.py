@@ -246,13 +246,18 @@ def parse_mempolicy(mp, path="linux.memoryPolicy"):
 class Settings:
     """The parsed scheduling settings of one process (create or exec)."""
 
-    def __init__(self, process, linux):
+    def __init__(self, process, linux, log=None):
         process, linux = process or {}, linux or {}
         self.scheduler = parse_scheduler(process.get("scheduler"))
         self.ioprio = parse_ioprio(process.get("ioPriority"))
         self.initial_cpus, self.final_cpus = parse_affinity(process.get("execCPUAffinity"))
         self.personality = parse_personality(linux.get("personality"))
         self.mempolicy = parse_mempolicy(linux.get("memoryPolicy"))
+        self.labels = []   # LSM exec labels this host applies (pyoci.linux.lsm.plan)
+        if process.get("apparmorProfile") or process.get("selinuxLabel"):
+            from pyoci.linux import lsm
+
+            self.labels = lsm.plan(process, log)
 
     def apply_initial(self):
         """As soon as the process is in the container's cgroup."""

@@ -89,7 +89,7 @@ def create(ctx, cid, opts):
     _check_terminal(config, opts)
     rootfs = _rootfs_path(bundle, config)
     ns_plan = namespaces.plan(config)
-    settings = _process_settings(config)
+    settings = _process_settings(config, ctx.log)
     ns_plan.id_maps = _id_maps(config, ns_plan)
     if os.geteuid() != 0 and not ns_plan.has("user"):
         raise PyociError("config.json: linux.namespaces: a container run by an unprivileged user needs a "
@@ -208,7 +208,7 @@ class Child:
             time.sleep(0.001)
 
 
-def _process_settings(config):
+def _process_settings(config, log=None):
     """The process settings parsed and checked against the host before
     anything is built (pyoci.linux.process)."""
     from pyoci.linux import process
@@ -217,7 +217,7 @@ def _process_settings(config):
     if linux.get("intelRdt") is not None:
         raise PyociError("linux.intelRdt: Intel RDT is not supported by this pyoci build "
                          "(and needs a resctrl filesystem mounted at /sys/fs/resctrl)")
-    return process.Settings(config["process"], linux)
+    return process.Settings(config["process"], linux, log)
 
 
 def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, settings):

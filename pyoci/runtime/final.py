@@ -12,7 +12,7 @@ import fcntl
 import os
 
 from pyoci.errors import PyociError
-from pyoci.linux import capabilities, process, procfs
+from pyoci.linux import capabilities, lsm, process
 from pyoci.runtime.plan import Plan
 
 # Everything used here is imported above: callers import this module before
@@ -88,31 +88,24 @@ def process_plan(proc, keep, console=None, seccomp=None, warn=None, create_cwd=T
     if seccomp is not None:
         plan.seccomp(*seccomp)
     plan.umask(user.get("umask", 0o022))
-    _lsm_label(plan, proc, keep)
+    _lsm_label(plan, settings, keep)
     plan.keep_fds(keep)
     return plan
 
 
-def _lsm_label(plan, proc, keep):
-    """The LSM exec label: pyoci-init writes it to an fd opened here, on the
-    container's verified procfs, so it takes effect at the final execve."""
-    profile, label = proc.get("apparmorProfile"), proc.get("selinuxLabel")
-    if not profile and not label:
+def _lsm_label(plan, settings, keep):
+    """The LSM exec label: pyoci-init writes it to an fd opened here on the
+    task's own attr file of a procfs no mount can redirect (pyoci.linux.lsm),
+    so it takes effect at the final execve. Which labels this host applies
+    was decided in the parent (settings.labels)."""
+    if settings is None or not settings.labels:
         return
-    if profile:
-        paths, data, field = ("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"), \
-            "exec " + profile, "process.apparmorProfile"
-    else:
-        paths, data, field = ("/proc/self/attr/exec",), label, "process.selinuxLabel"
-    err = None
-    for path in paths:
-        try:
-            fd = procfs.open_verified(path)
-            break
-        except OSError as e:
-            err = e
-    else:
-        raise PyociError("%s: open %s: %s" % (field, paths[-1], err.strerror))
+    name, alt, data = settings.labels[0]
+    try:
+        fd = lsm.open_attr(name, alt)
+    except OSError as e:
+        raise PyociError("process.%s: open the exec label attribute: %s"
+                         % ("apparmorProfile" if alt else "selinuxLabel", e.strerror or e))
     fd = move_above(fd, keep)
     plan.exec_label(fd, data)
     plan.fds.append(fd)
