@@ -213,11 +213,18 @@ class Containerd:
 
     # -- commands ----------------------------------------------------------
     def ctr(self, *args, timeout=60, **kw):
-        return _run(["ctr", "--address", self.sock, "--namespace", self.namespace] + [str(a) for a in args],
-                    timeout=timeout, **kw)
+        return _run(self.ctr_argv(*args), timeout=timeout, **kw)
 
     def ctr_argv(self, *args):
-        return ["ctr", "--address", self.sock, "--namespace", self.namespace] + [str(a) for a in args]
+        """ctr's argv; `run` and `task exec` get --fifo-dir in this daemon's
+        directory (ctr leaves a detached exec's fifos behind, by default in
+        /run/containerd/fifo)."""
+        args = [str(a) for a in args]
+        if args[:1] == ["run"]:
+            args[1:1] = ["--fifo-dir", os.path.join(self.dir, "fifo")]
+        elif args[:2] in (["task", "exec"], ["t", "exec"]):
+            args[2:2] = ["--fifo-dir", os.path.join(self.dir, "fifo")]
+        return ["ctr", "--address", self.sock, "--namespace", self.namespace] + args
 
     def import_image(self, tar):
         p = self.ctr("image", "import", tar, timeout=120)
