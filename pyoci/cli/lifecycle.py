@@ -193,6 +193,12 @@ def cmd_run(ctx, args):
 
             with copts.console_peer:
                 master = terminal.receive_master(copts.console_peer, timeout=10)
+            if os.isatty(0):
+                # the size before the process runs, not after (it may read it at once)
+                try:
+                    terminal.set_size(master, *terminal.get_size(0))
+                except OSError:
+                    pass
         with c.dir:
             c.start()
     except BaseException:
