@@ -78,6 +78,10 @@ def check(config):
         for name in sorted(lin["netDevices"]):
             if "/" in name or not os.path.exists("/sys/class/net/" + name):
                 err("linux.netDevices", "no network interface %r on this host" % name)
+    from pyoci.linux import userns
+
+    for field, reason in userns.host_problems(config):
+        err(field, reason)
     if lin.get("memoryPolicy") and not F.BUILD["memoryPolicy"]:
         err("linux.memoryPolicy", "memory policies are not implemented by this pyoci")
     return out

@@ -309,3 +309,85 @@ def idmapped_trees(config, bundle, idmap_fds):
             os.close(fd)
         raise
     return out
+
+
+# -- `pyoci validate --host` ----------------------------------------------
+def subid_ranges(path, name, uid):
+    """[(start, count)] of NAME's (or UID's) lines in /etc/subuid or /etc/subgid."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.strip().split(":")
+                if len(parts) == 3 and parts[0] in (name, str(uid)):
+                    try:
+                        out.append((int(parts[1]), int(parts[2])))
+                    except ValueError:
+                        continue
+    except OSError:
+        pass
+    return out
+
+
+def _covered(start, size, ranges):
+    """Whether [start, start+size) lies within the union of ranges."""
+    pos, end = start, start + size
+    for s, n in sorted(ranges):
+        if s <= pos < s + n:
+            pos = s + n
+            if pos >= end:
+                return True
+    return pos >= end
+
+
+def host_problems(config, euid=None, egid=None, subuid="/etc/subuid", subgid="/etc/subgid"):
+    """What keeps this caller from making the config's user namespace:
+    [(config field, reason)]."""
+    lin = config.get("linux") or {}
+    if not any(isinstance(n, dict) and n.get("type") == "user" and not n.get("path")
+               for n in lin.get("namespaces") or ()):
+        return []
+    out = []
+    try:
+        with open("/proc/sys/user/max_user_namespaces") as f:
+            if f.read().strip() == "0":
+                out.append(("linux.namespaces", "user namespaces are disabled (user.max_user_namespaces = 0)"))
+    except OSError:
+        pass
+    euid = os.geteuid() if euid is None else euid
+    egid = os.getegid() if egid is None else egid
+    if euid == 0:
+        return out
+    try:
+        with open("/proc/sys/kernel/unprivileged_userns_clone") as f:
+            if f.read().strip() == "0":
+                out.append(("linux.namespaces", "unprivileged user namespaces are disabled "
+                            "(kernel.unprivileged_userns_clone = 0)"))
+    except OSError:
+        pass
+    import pwd
+
+    try:
+        name = pwd.getpwuid(euid).pw_name
+    except KeyError:
+        name = str(euid)
+    for key, own, path, prog in (("uidMappings", euid, subuid, "newuidmap"),
+                                 ("gidMappings", egid, subgid, "newgidmap")):
+        try:
+            maps = mappings(config, key)
+        except ConfigError:
+            continue
+        if not maps or _own_only(maps, own):
+            continue
+        import shutil
+
+        if not shutil.which(prog) and not os.path.exists("/usr/bin/" + prog):
+            out.append(("linux." + key, "mapping more than your own id needs %s (Debian package uidmap)" % prog))
+        ranges = subid_ranges(path, name, euid)
+        for i, (c, h, n) in enumerate(maps):
+            if (h, n) == (own, 1) or (h <= own < h + n and n == 1):
+                continue
+            if not _covered(h, n, ranges):
+                out.append(("linux.%s[%d]" % (key, i), "host ids %d-%d are not among %s's ranges in %s"
+                            % (h, h + n - 1, name, path)))
+    return out

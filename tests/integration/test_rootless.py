@@ -340,3 +340,18 @@ def test_what_a_rootless_user_cannot_do(user, change, phrase):
     assert phrase in p.stderr, p.stderr
     root = os.path.join(user.xdg, "pyoci")
     assert not os.path.isdir(root) or not os.listdir(root)
+
+
+def test_validate_host_checks_the_users_ranges(user):
+    def ranges(c):
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": user.uid, "size": 1},
+                                     {"containerID": 1, "hostID": SUB_START, "size": SUB_SIZE}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": user.gid, "size": 1},
+                                     {"containerID": 1, "hostID": 5000, "size": 10}]
+    b, _ = rootless_bundle(user, ["true"], ranges)
+    p = user.pyoci("validate", "--bundle", b, "--host")
+    out = p.stdout + p.stderr
+    assert p.returncode == 1, out
+    assert "linux.gidMappings[1]" in out and "host ids 5000-5009 are not among %s's ranges in /etc/subgid" \
+        % user.name in out, out
+    assert "linux.uidMappings" not in out

@@ -45,3 +45,32 @@ def test_own_only():
 
 def test_inside_reads_the_map(tmp_path, monkeypatch):
     assert userns.inside() is False   # the tests run in the initial user namespace
+
+
+def test_subid_ranges_and_coverage(tmp_path):
+    f = tmp_path / "subuid"
+    f.write_text("alice:100000:65536\nbob:200000:10\n1234:300000:5\nalice:165536:100\nbroken\n")
+    r = userns.subid_ranges(str(f), "alice", 1000)
+    assert r == [(100000, 65536), (165536, 100)]
+    assert userns.subid_ranges(str(f), "carol", 1234) == [(300000, 5)]
+    assert userns._covered(100000, 65636, r)          # spans both adjacent ranges
+    assert not userns._covered(100000, 65637, r)
+    assert not userns._covered(99999, 2, r)
+
+
+def test_host_problems_for_an_unprivileged_caller(tmp_path):
+    sub = tmp_path / "subuid"
+    sub.write_text("%d:100000:65536\n" % 1000)
+    cfg = {"linux": {"namespaces": [{"type": "user"}],
+                     "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1},
+                                     {"containerID": 1, "hostID": 100000, "size": 65536}],
+                     "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1},
+                                     {"containerID": 1, "hostID": 500000, "size": 10}]}}
+    got = userns.host_problems(cfg, euid=1000, egid=1000, subuid=str(sub), subgid=str(sub))
+    fields = [f for f, _ in got if f.startswith("linux.")]
+    assert "linux.gidMappings[1]" in fields and "linux.uidMappings[1]" not in fields
+    assert any("host ids 500000-500009 are not among" in r for _, r in got)
+    # root may map anything; a joined namespace needs nothing
+    assert userns.host_problems(cfg, euid=0, egid=0, subuid=str(sub), subgid=str(sub)) == []
+    cfg["linux"]["namespaces"] = [{"type": "user", "path": "/proc/1/ns/user"}]
+    assert userns.host_problems(cfg, euid=1000, egid=1000, subuid=str(sub), subgid=str(sub)) == []
