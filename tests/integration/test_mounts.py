@@ -257,3 +257,47 @@ def test_idmapped_mount_in_a_user_namespace(runtime, ubundle, open_dir):
     assert p.stdout.split() == ["0:0", "0:0"]
     st = os.stat(os.path.join(src, "new"))
     assert (st.st_uid, st.st_gid) == (0, 0)   # on disk: the host's root
+
+
+@pytest.mark.parametrize("atime", ["noatime", "strictatime"])
+def test_bind_remount_keeps_locked_flags_in_a_user_namespace(runtime, ubundle, open_dir, atime):
+    """A bind of a host mount that is nosuid,nodev,<atime> into a user
+    namespace: its flags are locked there, and a naive read-only remount
+    (MS_BIND|MS_REMOUNT|MS_RDONLY) that dropped nosuid,nodev fails with
+    EPERM. The remount carries the source's flags over (the kernel keeps
+    the atime mode of a remount that names none)."""
+    from pyoci.linux import sys as s
+
+    src = os.path.join(open_dir, "locked")
+    os.mkdir(src)
+    s.mount("tmpfs", src, "tmpfs", s.MS_NOSUID | s.MS_NODEV
+            | (s.MS_NOATIME if atime == "noatime" else s.MS_STRICTATIME), "mode=755")
+    try:
+        b = ubundle(["sh", "-c", "touch /l/x 2>/dev/null; echo rc=$?; grep ' /l ' /proc/self/mountinfo"],
+                    add_mounts({"destination": "/l", "type": "bind", "source": src, "options": ["bind", "ro"]}))
+        p = runtime.cmd("run", "-b", b, "m12")
+        assert p.returncode == 0, p.stderr
+        assert "rc=1" in p.stdout
+        opts = p.stdout.split("\n")[1].split()[5].split(",")
+        assert "ro" in opts and "nosuid" in opts and "nodev" in opts
+        assert (atime in opts) if atime == "noatime" else ("relatime" not in opts and "noatime" not in opts)
+    finally:
+        s.umount2(src, s.MNT_DETACH)
+
+
+def test_overlay_and_tmpfs_data_options(runtime, make_bundle, tmp_path):
+    """Any filesystem type with its data options: an overlay of two host
+    directories (writes land in the upper one, on the host), a tmpfs with
+    uid/gid/mode."""
+    for d in ("lower", "upper", "work"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "lower" / "from-lower").write_text("l\n")
+    ov = "lowerdir=%s,upperdir=%s,workdir=%s" % (tmp_path / "lower", tmp_path / "upper", tmp_path / "work")
+    out = run_out(runtime, make_bundle, "cat /ov/from-lower; echo w > /ov/written; stat -c '%u:%g %a' /t",
+                  "m13", add_mounts(
+                      {"destination": "/ov", "type": "overlay", "source": "overlay", "options": ov.split(",")},
+                      {"destination": "/t", "type": "tmpfs", "source": "tmpfs",
+                       "options": ["uid=12", "gid=34", "mode=1750"]}))
+    assert out.split() == ["l", "12:34", "1750"]
+    assert (tmp_path / "upper" / "written").read_text() == "w\n"
+    assert not (tmp_path / "lower" / "written").exists()

@@ -177,3 +177,50 @@ def test_sysctl_still_written_when_nothing_covers_it(runtime, make_bundle):
         c["linux"]["sysctl"] = {"kernel.domainname": "ptdomain"}
     b = make_bundle(["cat", "/proc/sys/kernel/domainname"], changes)
     assert run_ok(runtime, b, "ps10").strip() == "ptdomain"
+
+
+def test_racing_symlink_swap_never_reaches_the_host(runtime, make_bundle, tmp_path):
+    """CVE-2021-30465 with the race itself. While containers are created, a
+    thread keeps swapping the image's /data between a symlink into the
+    rootfs and one climbing out to a host directory. A runtime that checks
+    the path in user space and then creates and mounts by path loses the
+    race now and then: the file destination /data/f is created in the host
+    directory. pyoci resolves every step in the kernel inside the rootfs
+    and mounts onto the fd it resolved, so the host directory stays empty."""
+    import threading
+
+    host = tmp_path / "hostside"
+    host.mkdir()
+    src = tmp_path / "vol"
+    src.write_text("vol\n")
+
+    def changes(c):
+        c["mounts"].append({"destination": "/data/f", "type": "bind", "source": str(src), "options": ["bind"]})
+    b = make_bundle(["cat", "/data/f"], changes)
+    rf = rootfs(b)
+    os.mkdir(os.path.join(rf, "inside"))
+    inside_link, outside_link = os.path.join(rf, ".in"), os.path.join(rf, ".out")
+    data = os.path.join(rf, "data")
+    os.symlink("inside", data)
+    stop = threading.Event()
+
+    def swap():
+        while not stop.is_set():
+            for target, tmp in (("inside", inside_link), ("../" * 20 + str(host).lstrip("/"), outside_link)):
+                try:
+                    os.symlink(target, tmp)
+                    os.replace(tmp, data)
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=swap)
+    t.start()
+    try:
+        for i in range(8):
+            p = runtime.cmd("run", "-b", b, "race%d" % i)
+            assert p.returncode in (0, 1), p.stderr   # cat may see either side
+            assert os.listdir(host) == []
+    finally:
+        stop.set()
+        t.join()
+    assert os.listdir(host) == []
