@@ -41,6 +41,7 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -89,10 +90,44 @@ struct plan {
     int label_fd;
     const char *label;
     uint32_t label_len;
+    int fork_report;            /* exec: fork into the pid namespace, report here */
+    int go_fd;                  /* exec: wait for one byte (the cgroup was joined) */
+    int set_ctty;               /* exec with a terminal: new session, fd 0 its tty */
 };
+
+/* exec (the 'F' record): errors go to the runtime as one JSON line on this
+ * fd instead of the process's stderr, which is the user's. */
+static int report_fd = -1;
+
+static void report_error(const char *what, int err)
+{
+    char msg[600], out[1300];
+    const char *e = strerror(err);
+    int n = snprintf(msg, sizeof(msg), "%s: %c%s", what, e[0] >= 'A' && e[0] <= 'Z' ? e[0] - 'A' + 'a' : e[0],
+                     e[0] ? e + 1 : "");
+    if (n < 0)
+        return;
+    size_t o = 0;
+    o += (size_t)snprintf(out, sizeof(out), "{\"error\": \"");
+    for (const char *c = msg; *c && o < sizeof(out) - 16; c++) {
+        unsigned char ch = (unsigned char)*c;
+        if (ch == '"' || ch == '\\')
+            o += (size_t)snprintf(out + o, sizeof(out) - o, "\\%c", ch);
+        else if (ch < 0x20)
+            o += (size_t)snprintf(out + o, sizeof(out) - o, "\\u%04x", ch);
+        else
+            out[o++] = (char)ch;
+    }
+    o += (size_t)snprintf(out + o, sizeof(out) - o, "\"}\n");
+    (void)!write(report_fd, out, o);
+}
 
 static void die(const char *what, int err)
 {
+    if (report_fd >= 0) {
+        report_error(what, err);
+        _exit(127);
+    }
     char buf[512];
     int n = snprintf(buf, sizeof(buf), "pyoci-init: %s: %s\n", what, strerror(err));
     if (n > 0)
@@ -154,6 +189,8 @@ static void parse(struct plan *p, const unsigned char *buf, size_t len)
     memset(p, 0, sizeof(*p));
     p->fifo_fd = -1;
     p->label_fd = -1;
+    p->fork_report = -1;
+    p->go_fd = -1;
     p->listener_sock = -1;
     p->keep_fds = 3;
     while (off + 5 <= len) {
@@ -193,6 +230,9 @@ static void parse(struct plan *p, const unsigned char *buf, size_t len)
         case 'k': p->keep_fds = u32(d); break;
         case 'm': p->have_umask = 1; p->umask_value = u32(d); break;
         case 'l': p->label_fd = (int)u32(d); p->label = (const char *)d + 4; p->label_len = n - 4; break;
+        case 'F': p->fork_report = (int)u32(d); break;
+        case 'W': p->go_fd = (int)u32(d); break;
+        case 'T': p->set_ctty = 1; break;
         default: die("plan: unknown record", EINVAL);
         }
         off += 5 + n;
@@ -308,6 +348,42 @@ static void close_from(unsigned int first, int except, int except2)
     close_range_or_loop(first, ~0U);
 }
 
+/* exec: the runtime joined the container's namespaces and executed us;
+ * the pid namespace applies to our children only. Fork the process that
+ * becomes the user's program (this image, never a host binary, is all the
+ * container can see of it), report its host pid, and exit. The child waits
+ * until the runtime put it in the container's cgroup, and reports errors on
+ * the same fd, which closes (close-on-exec) at its successful execve. */
+static void fork_into_pidns(struct plan *p)
+{
+    report_fd = p->fork_report;
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork", errno);
+    if (pid > 0) {
+        char buf[64];
+        int n = snprintf(buf, sizeof(buf), "{\"pid\": %d}\n", (int)pid);
+        (void)!write(report_fd, buf, (size_t)n);
+        _exit(0);
+    }
+    if (fcntl(report_fd, F_SETFD, FD_CLOEXEC) < 0)
+        die("report fd", errno);
+    if (p->go_fd >= 0) {
+        char c;
+        ssize_t n;
+        do n = read(p->go_fd, &c, 1); while (n < 0 && errno == EINTR);
+        if (n != 1)
+            _exit(127);   /* the runtime gave up on us */
+        close(p->go_fd);
+    }
+    if (p->set_ctty) {
+        if (setsid() < 0)
+            die("setsid", errno);
+        if (ioctl(0, TIOCSCTTY, 0) < 0)
+            die("set the controlling terminal", errno);
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct plan p;
@@ -319,6 +395,9 @@ int main(int argc, char **argv)
     close(plan_fd);
     parse(&p, buf, len);
     int started_fd = -1;
+
+    if (p.fork_report >= 0)
+        fork_into_pidns(&p);
 
     if (p.fifo_fd >= 0)
         started_fd = wait_for_start(p.fifo_fd);
@@ -358,7 +437,8 @@ int main(int argc, char **argv)
 
     /* Nothing of the runtime's may reach the user's program (the seccomp
      * agent's socket, if any, is closed as soon as the filter is sent). */
-    close_from(p.keep_fds, p.bpf && p.nnp ? p.listener_sock : -1, started_fd);
+    close_from(p.keep_fds, p.bpf && p.nnp ? p.listener_sock : -1,
+               started_fd >= 0 ? started_fd : report_fd);
     if (p.bpf && p.nnp)
         load_seccomp(&p);
 

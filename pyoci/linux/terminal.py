@@ -31,7 +31,7 @@ def connect(path):
 PTY_SLAVE_MAJORS = range(136, 144)   # Unix98 pty slaves
 
 
-def setup(console, size=None, bind_console=True):
+def setup(console, size=None, bind_console=True, session=True):
     """In the container, after pivot_root: allocate the pty from its devpts,
     make the slave our controlling terminal and stdio, /dev/console a bind
     of it (not for exec: bind_console=False), and send the master over the
@@ -54,8 +54,9 @@ def setup(console, size=None, bind_console=True):
             set_size(slave, size.get("height", 0), size.get("width", 0))
         if bind_console:
             _bind_console(slave)
-        os.setsid()
-        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        if session:
+            os.setsid()
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
         for fd in (0, 1, 2):
             os.dup2(slave, fd)
         os.close(slave)

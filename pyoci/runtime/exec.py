@@ -147,12 +147,13 @@ def _check_process(proc):
             _u32(g)
         except ValueError:
             raise PyociError("process.user.additionalGids[%d]: must be an unsigned 32-bit integer" % i)
-    from pyoci.config import features as F
+    if proc.get("apparmorProfile") or proc.get("selinuxLabel"):
+        from pyoci.config import features as F
 
-    if proc.get("apparmorProfile") and not F.apparmor_enabled():
-        raise PyociError("process.apparmorProfile: AppArmor is not enabled on this host")
-    if proc.get("selinuxLabel") and not F.selinux_enabled():
-        raise PyociError("process.selinuxLabel: SELinux is not enabled on this host")
+        if proc.get("apparmorProfile") and not F.apparmor_enabled():
+            raise PyociError("process.apparmorProfile: AppArmor is not enabled on this host")
+        if proc.get("selinuxLabel") and not F.selinux_enabled():
+            raise PyociError("process.selinuxLabel: SELinux is not enabled on this host")
 
 
 # -- the container's side ----------------------------------------------------
@@ -273,20 +274,20 @@ def exec_process(ctx, cid, opts):
             lsys.prctl(lsys.PR_SET_CHILD_SUBREAPER, 1)
             relay = Relay()
         _preload(proc)
+        chans = _Channels()
         setup = _Setup(cid=cid, proc=proc, ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd,
                        console=console, seccomp=seccomp, preserve_fds=opts.preserve_fds or 0,
-                       keyring=not c.state.get("no_new_keyring"), late=paused, log=ctx.log,
+                       keyring=not c.state.get("no_new_keyring"), log=ctx.log, hook=None,
                        settings=settings, setgroups=setgroups, relay=relay)
-        to_child, from_child = sync.Channel(), sync.Channel()
         c1 = os.fork()
         if c1 == 0:
-            _stage1(setup, to_child, from_child)   # never returns
+            _stage1(setup, chans)   # never returns
     finally:
         for fd in to_close:
             os.close(fd)
         if console is not None:
             console.close()
-    pid = _start(c1, cg, paused, to_child, from_child)
+    pid = _start(c1, cg, paused, chans)
     if opts.pid_file:
         from pyoci.runtime.state import write_atomic
 
@@ -300,52 +301,59 @@ def exec_process(ctx, cid, opts):
     return relay.wait(pid)
 
 
-def _start(c1, cg, paused, to_child, from_child):
-    """Drive C1 and C2 until C2 executed pyoci-init; returns C2's pid."""
-    c2 = None
+class _Channels:
+    """chan: C1 (Python) to us, its error, or end-of-file when it executed
+    pyoci-init. report: pyoci-init to us, the forked process's pid, then its
+    error, or end-of-file at its final execve. go: us to the forked process,
+    one byte once it is in the container's cgroup."""
+
+    def __init__(self):
+        self.chan, self.report, self.go = sync.Channel(), sync.Channel(), sync.Channel()
+
+    def close(self):
+        for ch in (self.chan, self.report, self.go):
+            ch.close()
+
+
+def _start(c1, cg, paused, chans):
+    """Drive C1 and the process it forks until that one executed the user's
+    program (into a paused container: until it waits, frozen, in the
+    cgroup); returns its pid."""
+    pid = None
     try:
-        to_child.close_read()
-        from_child.close_write()
-        msg = from_child.recv()
-        _, status = os.waitpid(c1, 0)
-        if msg is None or "error" in msg:
-            raise PyociError((msg or {}).get("error") or "exec process failed to start (status %d)" % status)
-        c2 = msg["pid"]
-        if cg is not None and not paused:
-            cg.join(c2)
-        to_child.send({"go": True})
-        msg = from_child.recv()
-        if msg is None or "error" in msg:
-            raise PyociError((msg or {}).get("error") or "exec process exited during set-up")
-        if paused:
-            # C2 freezes as it joins; it executes pyoci-init once resumed.
-            if cg is not None:
-                cg.join(c2)
-            to_child.send({"go": True})
-            return c2
-        # The pipe closes when C2 executed pyoci-init (close-on-exec), or
-        # carries the error.
-        msg = from_child.recv()
+        chans.chan.close_write()
+        chans.report.close_write()
+        chans.go.close_read()
+        msg = chans.chan.recv()
         if msg is not None:
             raise PyociError(msg.get("error") or "unexpected message from the exec process")
-        return c2
+        msg = chans.report.recv()
+        _, status = os.waitpid(c1, 0)
+        if msg is None or "error" in msg:
+            raise PyociError("unable to start container process: " + (
+                (msg or {}).get("error") or "exec process failed to start (status %d)" % status))
+        pid = msg["pid"]
+        if cg is not None:
+            cg.join(pid)
+        os.write(chans.go.wfd, b"1")
+        if paused:
+            return pid   # frozen in the cgroup; it goes on once resumed
+        msg = chans.report.recv()
+        if msg is not None:
+            raise PyociError("unable to start container process: " + (msg.get("error") or str(msg)))
+        return pid
     except BaseException:
-        if c2 is not None:
+        for victim in (pid, c1):
+            if victim is None:
+                continue
             try:
-                os.kill(c2, 9)
-                os.waitpid(c2, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-        else:
-            try:
-                os.kill(c1, 9)
-                os.waitpid(c1, 0)
+                os.kill(victim, 9)
+                os.waitpid(victim, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
         raise
     finally:
-        to_child.close()
-        from_child.close()
+        chans.close()
 
 
 class Relay:
@@ -394,62 +402,65 @@ class Relay:
 def container_spawner(c):
     """spawn(path, args, env, stdin_fd, out_fd) for hooks.run_one: the hook
     runs in the container (its namespaces, cgroup and root, where its path
-    resolves), as the runtime's root, and is a child of ours."""
+    resolves), as the runtime's root, through pyoci-init like any exec'd
+    process, and ends up a child of ours."""
     def spawn(path, args, env, stdin_fd, out_fd):
+        from pyoci.linux import executable
         from pyoci.linux import sys as lsys
 
         lsys._load()
         lsys.prctl(lsys.PR_SET_CHILD_SUBREAPER, 1)
-        from pyoci.linux import namespaces, userns  # noqa: F401  (imported before setns)
-        from pyoci.runtime import child, final  # noqa: F401
-
+        _preload({})
         ns_fds, root_fd = open_container(c.pid)
-        setup = _Setup(ns_fds=ns_fds, root_fd=root_fd, relay=None, hook=(path, args, env, stdin_fd, out_fd))
-        to_child, from_child = sync.Channel(), sync.Channel()
+        to_close = [fd for _, fd in ns_fds] + [root_fd]
         try:
+            init_fd = executable.open_init()
+            to_close.append(init_fd)
+            chans = _Channels()
+            setup = _Setup(ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd, relay=None,
+                           hook=(path, args, ["%s=%s" % kv for kv in env.items()], stdin_fd, out_fd))
             c1 = os.fork()
             if c1 == 0:
-                _stage1(setup, to_child, from_child)   # never returns
+                _stage1(setup, chans)   # never returns
         finally:
-            for fd in [fd for _, fd in ns_fds] + [root_fd]:
+            for fd in to_close:
                 os.close(fd)
-        cg = c.cgroup() if c.state.get("cgroup") else None
-        return _start(c1, cg, False, to_child, from_child)
+        return _start(c1, c.cgroup() if c.state.get("cgroup") else None, False, chans)
     return spawn
 
 
-def _exec_hook(setup, chan):
+def _hook_plan(setup):
+    from pyoci.runtime.plan import Plan
+
     path, args, env, stdin_fd, out_fd = setup.hook
-    os.fchdir(setup.root_fd)
-    os.chroot(".")
-    os.chdir("/")
     os.dup2(stdin_fd, 0)
     os.dup2(out_fd, 1)
     os.dup2(out_fd, 2)
-    from pyoci.runtime import final
-
-    final.close_all_but(3, {chan.wfd})
-    chan.send({"ready": True})
     try:
-        os.execve(path, args, env)
+        os.stat(path)
     except OSError as e:
         raise PyociError("%s: %s" % (path, os.strerror(e.errno).lower()))
+    plan = Plan()
+    plan.program(path, args, env)
+    plan.keep_fds(3)
+    return plan, 3
 
 
-# -- the children --------------------------------------------------------------
-def _stage1(setup, to_child, from_child):
+# -- the child ----------------------------------------------------------------
+def _stage1(setup, chans):
     from pyoci.runtime.child import _fail
 
+    chan = chans.chan
     try:
         from pyoci.linux import namespaces
         from pyoci.linux import sys as lsys
 
         if setup.relay is not None:
             setup.relay.reset()
-        to_child.close_write()
-        from_child.close_read()
-        # Non-dumpable (inherited by C2 until it executes pyoci-init): no
-        # process of the container can open /proc/PID/exe, fds or memory.
+        chan.close_read()
+        # Non-dumpable while we hold host fds. We are in no namespace of the
+        # container's that lets it see us: the pid namespace applies to our
+        # children only, and our only child is pyoci-init's fork.
         lsys.prctl(lsys.PR_SET_DUMPABLE, 0)
         joined_user = any(t == "user" for t, _ in setup.ns_fds)
         namespaces.join(setup.ns_fds)
@@ -459,69 +470,52 @@ def _stage1(setup, to_child, from_child):
             from pyoci.linux import userns
 
             userns.become_root()
-        pid = os.fork()
-        if pid == 0:
-            _stage2(setup, to_child, from_child)
-        from_child.send({"pid": pid})
-        os._exit(0)
+        _build(setup, chans)
     except BaseException as e:
-        _fail(from_child, e)
-
-
-def _stage2(setup, to_child, from_child):
-    from pyoci.runtime.child import _fail
-
-    try:
-        msg = to_child.recv()
-        if not msg or not msg.get("go"):
-            os._exit(1)
-        if getattr(setup, "hook", None):
-            to_child.close_read()
-            _exec_hook(setup, from_child)
-        if not setup.late:
-            to_child.close_read()
-        _build(setup, to_child, from_child)
-    except BaseException as e:
-        _fail(from_child, e, "" if getattr(setup, "hook", None) else "unable to start container process: ")
+        _fail(chan, e, "" if setup.hook else "unable to start container process: ")
 
 
 def _preload(proc):
-    """Import, before the mount namespace is joined, every module C2 needs:
+    """Import, before the mount namespace is joined, every module C1 needs:
     from then on the host's Python library is out of reach."""
     import resource  # noqa: F401  (process.set_rlimits)
 
-    from pyoci.runtime import final  # noqa: F401
+    from pyoci.linux import keyring, namespaces, userns  # noqa: F401
+    from pyoci.runtime import child, final, plan  # noqa: F401
 
     if proc.get("terminal"):
         import socket  # noqa: F401
         import termios  # noqa: F401
 
         from pyoci.linux import terminal  # noqa: F401
-    from pyoci.linux import keyring, userns  # noqa: F401
 
 
-def _build(setup, to_child, chan):
-    from pyoci.linux import keyring
+def _build(setup, chans):
     from pyoci.runtime import final
 
-    proc = setup.proc
     os.fchdir(setup.root_fd)
     os.chroot(".")
     os.close(setup.root_fd)
     os.chdir("/")
-    if setup.keyring:
-        keyring.join_session("", setup.cid)
-    keep = 3 + setup.preserve_fds
-    setup.settings.apply_initial()
-    plan = final.process_plan(proc, keep, console=setup.console, seccomp=setup.seccomp,
-                              warn=setup.log.debug, create_cwd=False, bind_console=False,
-                              settings=setup.settings, setgroups=setup.setgroups)
+    if setup.hook:
+        plan, keep = _hook_plan(setup)
+    else:
+        proc = setup.proc
+        if setup.keyring:
+            from pyoci.linux import keyring
+
+            keyring.join_session("", setup.cid)
+        setup.settings.apply_initial()
+        keep = 3 + setup.preserve_fds
+        plan = final.process_plan(proc, keep, console=setup.console, seccomp=setup.seccomp,
+                                  warn=setup.log.debug, create_cwd=False, bind_console=False,
+                                  settings=setup.settings, setgroups=setup.setgroups, session=False)
+        if proc.get("terminal"):
+            plan.controlling_terminal()
+    report = final.move_above(chans.report.wfd, keep)
+    go = final.move_above(chans.go.rfd, keep)
+    plan.fork_report(report)
+    plan.go_fd(go)
     plan_fd = final.move_above(plan.to_memfd(), keep)
-    keep_open = {plan_fd, setup.init_fd, chan.wfd, *plan.fds}
-    if setup.late:
-        keep_open.add(to_child.rfd)
-    final.close_all_but(keep, keep_open)
-    chan.send({"ready": True})
-    if setup.late:
-        to_child.recv()
+    final.close_all_but(keep, {plan_fd, setup.init_fd, chans.chan.wfd, report, go, *plan.fds})
     os.execve(setup.init_fd, ["pyoci-init", str(plan_fd)], {})

@@ -30,22 +30,26 @@ def move_above(fd, low):
 
 
 def close_all_but(keep_below, keep):
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd >= keep_below and fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    """Close every fd >= keep_below but those in `keep` (None ignored), with
+    close_range(2): no /proc needed (exec's C1 sees a procfs of another pid
+    namespace once it chrooted into the container)."""
+    lo = keep_below
+    for fd in sorted(fd for fd in keep if fd is not None and fd >= keep_below):
+        if fd > lo:
+            os.closerange(lo, fd)
+        lo = fd + 1
+    os.closerange(lo, 0x7FFFFFFF)
 
 
 def process_plan(proc, keep, console=None, seccomp=None, warn=None, create_cwd=True, bind_console=True,
-                 settings=None, setgroups=True):
+                 settings=None, setgroups=True, session=True):
     """The Plan for `proc` (a runtime-spec process object). `keep` is the
     first fd pyoci-init closes (3 + preserved fds): fds the plan refers to
     are moved above it and listed in plan.fds for the caller to keep open.
     `settings` (pyoci.linux.process.Settings) are applied last, in Python;
-    setgroups=False: a user namespace that denies setgroups(2)."""
+    setgroups=False: a user namespace that denies setgroups(2). session=False:
+    the terminal becomes stdio only; pyoci-init makes it the controlling
+    terminal of the process it forks (exec)."""
     env = list(proc.get("env") or ())
     user = proc.get("user") or {}
     uid, gid = user.get("uid", 0), user.get("gid", 0)
@@ -67,7 +71,7 @@ def process_plan(proc, keep, console=None, seccomp=None, warn=None, create_cwd=T
     if proc.get("terminal"):
         from pyoci.linux import terminal
 
-        terminal.setup(console, proc.get("consoleSize"), bind_console=bind_console)
+        terminal.setup(console, proc.get("consoleSize"), bind_console=bind_console, session=session)
 
     if settings is not None:
         settings.apply()

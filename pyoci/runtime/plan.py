@@ -56,6 +56,19 @@ class Plan:
     def exec_label(self, fd, label):
         self._rec(b"l", struct.pack("=I", fd) + label.encode())
 
+    def fork_report(self, fd):
+        """exec: fork into the joined pid namespace; pid and errors go to fd."""
+        self._rec(b"F", struct.pack("=I", fd))
+
+    def go_fd(self, fd):
+        """exec: the forked process waits for one byte on fd first."""
+        self._rec(b"W", struct.pack("=I", fd))
+
+    def controlling_terminal(self):
+        """exec with a terminal: the forked process makes fd 0 its controlling
+        terminal in a new session."""
+        self._rec(b"T", b"")
+
     def to_memfd(self):
         """An inheritable memfd holding the plan, at offset 0."""
         fd = os.memfd_create("pyoci-plan", 0)

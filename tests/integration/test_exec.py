@@ -372,3 +372,38 @@ def test_exec_into_a_user_namespace(runtime, tmp_path):
         force_delete(runtime, "xu")
     finally:
         shutil.rmtree(d)
+
+
+def test_exec_never_shows_a_host_binary_to_the_container(runtime, running):
+    """CVE-2019-5736: while exec sets up inside the container's pid
+    namespace, a process of a fully privileged container (CAP_SYS_PTRACE:
+    non-dumpable would not stop it) watches every new pid and resolves its
+    /proc/PID/exe. It must never see the host's Python: the Python part of
+    exec never enters the container's pid namespace, only pyoci-init's
+    fork does, from a read-only mount."""
+    from pyoci.linux.capabilities import CAPS, last_cap
+
+    with open("/proc/self/status") as f:
+        bnd = int(status_fields(f.read())["CapBnd"], 16)
+    allcaps = [n for n, v in CAPS.items() if v <= last_cap() and bnd & (1 << v)]
+
+    def privileged(c):
+        c["process"]["capabilities"] = {s: allcaps for s in ("bounding", "effective", "permitted")}
+        c["process"]["noNewPrivileges"] = False
+        c["root"]["readonly"] = False
+    running(privileged)
+    watcher = ("while [ ! -e /tmp/stop ]; do for p in /proc/[0-9]*; do "
+               "readlink $p/exe 2>/dev/null; done; done | grep -v -e busybox -e pyoci-init "
+               "| sort -u > /tmp/seen; touch /tmp/done")
+    runtime.cmd("exec", "-d", "x1", "sh", "-c", watcher, check=True)
+    for _ in range(15):
+        runtime.cmd("exec", "x1", "true", check=True)
+    runtime.cmd("exec", "x1", "touch", "/tmp/stop", check=True)
+    init = runtime.state("x1")["pid"]
+    deadline = time.monotonic() + 10
+    while not os.path.exists("/proc/%d/root/tmp/done" % init):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    seen = open("/proc/%d/root/tmp/seen" % init).read().split()
+    assert not [s for s in seen if "python" in s], seen
+    force_delete(runtime, "x1")
