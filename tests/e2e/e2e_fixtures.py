@@ -32,18 +32,6 @@ def require(*binaries):
         pytest.skip(msg)
 
 
-def pyoci_has(command):
-    from pyoci.cli import COMMANDS
-
-    return command in COMMANDS
-
-
-needs_exec = pytest.mark.skipif(not pyoci_has("exec"),
-                                reason="pyoci has no `exec` command yet (issue 7)")
-needs_update = pytest.mark.skipif(not pyoci_has("update"),
-                                  reason="pyoci has no `update` command yet (issue 6)")
-
-
 def settle(names=("containerd-shim", "conmon", "podman", "ctr", "script"), timeout=10):
     """Wait until no child of ours (the session is a subreaper, so daemonised
     helpers end up here) with one of these names is alive."""

@@ -9,7 +9,7 @@ import pytest
 
 import engines
 from conftest import PYOCI, TAG
-from e2e_fixtures import (cgroup_of, ctr, ctrd, mounted_v1, needs_exec, oci_image, read,  # noqa: F401
+from e2e_fixtures import (cgroup_of, ctr, ctrd, mounted_v1, oci_image, read,  # noqa: F401
                           remove_tag_cgroups, require, settle, wait_for)
 
 IMAGE = engines.IMAGE
@@ -233,7 +233,6 @@ def test_create_failure_reports_pyoci_error(ctr):
     ctr.ctr("container", "delete", "c11")
 
 
-@needs_exec
 def test_exec(ctr):
     pid = run_d(ctr, "c12", "sleep", "300")
     p = ctr.ctr("task", "exec", "--exec-id", "e1", "c12", "sh", "-c", "echo exec-out; echo $$ > /tmp/e1; exit 3")

@@ -11,7 +11,7 @@ import pytest
 
 import engines
 from conftest import PYOCI, TAG
-from e2e_fixtures import (cgroup_of, mounted_v1, needs_exec, needs_update, podman, podman_dir, read,  # noqa: F401
+from e2e_fixtures import (cgroup_of, mounted_v1, podman, podman_dir, read,  # noqa: F401
                           remove_tag_cgroups, require, settle, wait_for)
 
 
@@ -186,7 +186,6 @@ def test_failing_command_without_json_log(host_guard):
     assert not alive_
 
 
-@needs_exec
 def test_exec(podman):
     cid = run_d(podman, "pd5", "sleep", "300")
     pid = pid_of(podman, "pd5")
@@ -217,7 +216,6 @@ def test_exec(podman):
     assert wait_for(lambda: not alive(epid))
 
 
-@needs_update
 def test_update(podman):
     cid = run_d(podman, "pd6", "sleep", "300")
     p = podman("update", "--memory", "64m", "--cpu-shares", "512", "pd6")
