@@ -184,6 +184,12 @@ def test_lifecycle_as_unprivileged_user(user):
     assert int(status["CapEff"], 16) == (1 << 29) | (1 << 5) | (1 << 10)   # AUDIT_WRITE, KILL, NET_BIND_SERVICE
     listed = json.loads(user.pyoci("list", "--format", "json", check=True).stdout)
     assert [c["id"] for c in listed] == ["r1"]
+    # exec joins the container's namespaces, user namespace first
+    p = user.pyoci("exec", "r1", "sh", "-c", "id -u; cat /dev/shm/mark; readlink /proc/self/ns/user; "
+                   "cat /proc/self/uid_map", check=True)
+    lines = p.stdout.splitlines()
+    assert lines[:3] == ["0", "started", os.readlink("/proc/%d/ns/user" % pid)]
+    assert lines[3].split() == ["0", str(user.uid), "1"]
     user.pyoci("kill", "r1", "KILL", check=True)
     assert wait_status(user, "r1", "stopped")["status"] == "stopped"
     user.pyoci("delete", "r1", check=True)
