@@ -239,7 +239,7 @@ def cmd_events(ctx, args):
         n = stats.oom_count(cg)
         if n > ooms:
             _emit({"type": "oom", "id": c.id})
-        ooms = max(ooms, n)
+        ooms = n
         if c.status() == STOPPED:
             return 0
         if now >= next_stats:

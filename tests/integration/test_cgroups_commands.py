@@ -282,3 +282,33 @@ def test_unified_only_host_devices_freeze_events_delete(runtime, make_bundle, tm
     # no controllers on this cgroup2 mount: a limit is an error naming the field
     assert out["update"] == [1, True] and out["ps"]
     assert (out["kill_all"], out["delete"], out["removed"]) == (0, 0, True)
+
+
+def test_disabled_oom_killer_waits_and_events_reports_oom(runtime, make_bundle):
+    res = {"memory": {"limit": 16 << 20, "swap": 16 << 20, "disableOOMKiller": True}}
+    pid = start_sleeping(runtime, make_bundle, "ev3", res,
+                         args=("sh", "-c", "sleep 0.3; dd if=/dev/zero of=/dev/null bs=64M count=1; echo done"))
+    m = cg_dir(pid, "memory")
+    assert "oom_kill_disable 1" in read(m, "memory.oom_control")
+    p = subprocess.Popen([PYOCI, "--root", runtime.root, "events", "--interval", "10s", "ev3"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            lines.append(json.loads(line))
+            if lines[-1]["type"] == "oom":
+                break
+        assert {"type": "oom", "id": "ev3"} in lines, (lines, p.stderr)
+        # the task waits under OOM instead of being killed
+        assert "under_oom 1" in read(m, "memory.oom_control")
+        assert "oom_kill 0" in read(m, "memory.oom_control")
+        assert runtime.state("ev3")["status"] == "running"
+    finally:
+        p.kill()
+        p.wait()
+    runtime.cmd("delete", "-f", "ev3", check=True)
+    assert not os.path.exists(m)

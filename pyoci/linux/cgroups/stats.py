@@ -207,8 +207,11 @@ def _v2(cg):
 
 
 def oom_count(cg):
-    """How many times the kernel OOM-killed in the cgroup (v1
-    memory.oom_control oom_kill, v2 memory.events oom_kill)."""
+    """How many times the cgroup ran out of memory: v1 memory.oom_control
+    oom_kill, plus one while under_oom is set (the OOM killer disabled:
+    the tasks wait instead of dying); v2 memory.events oom."""
     if cg.version() == 1:
-        return _kv(cg.dir_for("memory"), "memory.oom_control").get("oom_kill", 0)
-    return _kv(cg.paths.get(""), "memory.events").get("oom_kill", 0)
+        kv = _kv(cg.dir_for("memory"), "memory.oom_control")
+        return kv.get("oom_kill", 0) + kv.get("under_oom", 0)
+    kv = _kv(cg.paths.get(""), "memory.events")
+    return max(kv.get("oom", 0), kv.get("oom_kill", 0))
