@@ -11,7 +11,7 @@ import os
 import stat
 
 from pyoci.errors import PyociError
-from pyoci.linux import devices, mounts, paths
+from pyoci.linux import devices, mounts, paths, procfs
 from pyoci.linux import sys as s
 
 
@@ -30,6 +30,10 @@ def _mount_error(i, m, e):
 def _selinux_enabled():
     return os.path.exists("/sys/fs/selinux/enforce")
 
+
+# Files under /proc that a mount may cover: the ones lxcfs emulates.
+PROC_MOUNTABLE = frozenset(("cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime", "loadavg",
+                            "slabinfo", "net/dev", "sys/kernel/ns_last_pid"))
 
 # Filesystems the SELinux context= mount option is given to (as runc does:
 # not to binds, proc, sysfs or cgroups, whose labels come from the policy).
@@ -156,10 +160,11 @@ class Rootfs:
         """An O_PATH fd of the mount destination inside the rootfs, created
         as needed. proc and sysfs go only onto a real directory reached
         through no symlink (CVE-2019-19921, CVE-2023-27561)."""
+        mtype = self.config["mounts"][i].get("type")
         if not kernel_fs:
-            return paths.ensure(self.root_fd, dest, is_dir)
+            return self._not_in_proc(i, dest, mtype, paths.ensure(self.root_fd, dest, is_dir))
         try:
-            return paths.open_dir_no_symlinks(self.root_fd, dest)
+            return self._not_in_proc(i, dest, mtype, paths.open_dir_no_symlinks(self.root_fd, dest))
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise MountError("mounts[%d].destination: %s is a symlink in the rootfs: refusing to "
@@ -168,6 +173,26 @@ class Rootfs:
                 raise MountError("mounts[%d].destination: %s is not a directory in the rootfs: refusing "
                                  "to mount %s there" % (i, dest, self.config["mounts"][i].get("type")))
             raise
+
+    def _not_in_proc(self, i, dest, mtype, fd):
+        """A mount may not cover what is inside the container's procfs (say
+        /proc/self/attr, /proc/sys/kernel/core_pattern: it would redirect the
+        runtime's or the kernel's own writes), except the few files lxcfs
+        emulates, as runc allows; checked on the resolved fd, so a symlink
+        into /proc is no way around it. proc onto proc is fine."""
+        if mtype == "proc" or s.fstatfs_type(fd) != procfs.PROC_SUPER_MAGIC:
+            return fd
+        rel = os.readlink(s.fd_path(fd))
+        base = self.rootfs.rstrip("/") + "/proc/"
+        rel = rel[len(base):] if rel.startswith(base) else rel
+        first, _, rest = rel.partition("/")
+        if first.isdigit() or first in ("self", "thread-self"):
+            rel = rest
+        if rel in PROC_MOUNTABLE:
+            return fd
+        os.close(fd)
+        raise MountError("mounts[%d].destination: %s is inside /proc: only %s may be mounted over there"
+                         % (i, dest, ", ".join("/proc/" + p for p in sorted(PROC_MOUNTABLE))))
 
     def _mount_idmapped(self, i, src, fd, opts):
         """A detached copy of the source tree, idmapped with the mount's

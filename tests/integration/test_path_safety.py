@@ -139,36 +139,87 @@ def test_dev_symlink_in_image_refused(runtime, make_bundle, tmp_path):
     assert os.listdir(host) == []
 
 
-def _sysctl_over(source_of):
+def _over_domainname(source, dest="/proc/sys/kernel/domainname"):
     def changes(c):
         c["linux"]["sysctl"] = {"kernel.domainname": "ptevil"}
-        c["mounts"].append({"destination": "/proc/sys/kernel/domainname", "type": "bind",
-                            "source": source_of(c), "options": ["bind"]})
+        c["mounts"].append({"destination": dest, "type": "bind", "source": source, "options": ["bind"]})
     return changes
 
 
-def test_sysctl_write_through_a_procfs_file_bound_over_it_refused(runtime, make_bundle):
-    """CVE-2025-52881. A mount puts another procfs file (here the UTS
-    hostname) over /proc/sys/kernel/domainname. A naive runtime, even one
-    that checks the file is on procfs (statfs magic), opens the path and
-    writes: the sysctl lands in the hostname instead (with core_pattern as
-    the hidden file, a host escape). pyoci walks from the procfs root with
-    RESOLVE_NO_XDEV: a mount on the way is refused."""
-    b = make_bundle(["hostname"], _sysctl_over(lambda c: "/proc/sys/kernel/hostname"))
-    assert_failed(runtime.cmd("create", "-b", b, "ps8"), "linux.sysctl", "refusing")
+def test_mount_over_a_procfs_file_refused(runtime, make_bundle):
+    """CVE-2019-16884 / CVE-2025-52881 through the config. A mount puts
+    another procfs file (the UTS hostname) over /proc/sys/kernel/domainname.
+    A naive runtime mounts it, then writes the sysctl by path (even checking
+    that the file is on procfs): the value lands in the hostname, and with
+    core_pattern as the hidden file in a host-wide setting. As runc, pyoci
+    refuses mounts inside /proc but for the files lxcfs emulates."""
+    b = make_bundle(["hostname"], _over_domainname("/proc/sys/kernel/hostname"))
+    assert_failed(runtime.cmd("create", "-b", b, "ps8"), "mounts[7].destination",
+                  "/proc/sys/kernel/domainname is inside /proc")
     assert runtime.ids() == []
 
 
-def test_sysctl_write_to_a_regular_file_bound_over_procfs_refused(runtime, make_bundle, tmp_path):
-    """CVE-2019-16884. A regular file is bound over the procfs file: a
-    naive runtime writes the value into that file and believes the setting
-    (or an LSM label) applied. pyoci refuses it and the file is untouched."""
+def test_mount_into_proc_through_a_symlink_refused(runtime, make_bundle, tmp_path):
+    """The same through a symlink of the image (/k -> /proc/sys/kernel): a
+    check of the destination string passes, the mount lands in /proc. The
+    check is made on the resolved fd."""
     decoy = tmp_path / "decoy"
     decoy.write_text("decoy\n")
-    b = make_bundle(["true"], _sysctl_over(lambda c: str(decoy)))
-    assert_failed(runtime.cmd("create", "-b", b, "ps9"), "linux.sysctl", "refusing")
+    b = make_bundle(["true"], _over_domainname(str(decoy), "/k/domainname"))
+    os.symlink("/proc/sys/kernel", os.path.join(rootfs(b), "k"))
+    assert_failed(runtime.cmd("create", "-b", b, "ps9"), "mounts[7].destination", "is inside /proc")
     assert decoy.read_text() == "decoy\n"
     assert runtime.ids() == []
+
+
+def test_lxcfs_style_proc_files_may_be_covered(runtime, make_bundle, tmp_path):
+    """The exception: /proc/uptime and the like (lxcfs) may be bound over."""
+    up = tmp_path / "uptime"
+    up.write_text("12.00 34.00\n")
+
+    def changes(c):
+        c["mounts"].append({"destination": "/proc/uptime", "type": "bind", "source": str(up), "options": ["bind"]})
+    b = make_bundle(["cat", "/proc/uptime"], changes)
+    assert run_ok(runtime, b, "ps11") == "12.00 34.00\n"
+
+
+def test_procfs_writes_refuse_a_file_mounted_over_them(tmp_path):
+    """CVE-2019-16884 / CVE-2025-52881 at the write itself (a mount made by
+    a racing container through a shared volume, which no config check sees).
+    In a private mount namespace, a regular file and then another procfs
+    file are bound over /proc/sys/kernel/domainname: a naive write by path
+    (even with a statfs check, for the procfs file) goes into them;
+    pyoci.linux.procfs refuses both and still writes when nothing covers it."""
+    from pyoci.errors import PyociError
+    from pyoci.linux import procfs
+    from pyoci.linux import sys as s
+
+    decoy = tmp_path / "decoy"
+    decoy.write_text("decoy\n")
+    target = "/proc/sys/kernel/domainname"
+    pid = os.fork()
+    if pid == 0:
+        code = 10
+        try:
+            s.unshare(s.CLONE_NEWNS | s.CLONE_NEWUTS)
+            s.mount(None, "/", None, s.MS_PRIVATE | s.MS_REC)
+            for k, src in enumerate((str(decoy), "/proc/sys/kernel/hostname")):
+                s.mount(src, target, None, s.MS_BIND)
+                try:
+                    procfs.write(target, "ptevil")
+                    os._exit(1 + k)   # written through the mount
+                except PyociError as e:
+                    if "refusing" not in str(e):
+                        os._exit(3)
+                s.umount2(target, s.MNT_DETACH)
+            procfs.write(target, "ptok")
+            with open(target) as f:
+                code = 0 if f.read().strip() == "ptok" else 4
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert decoy.read_text() == "decoy\n"
 
 
 def test_sysctl_still_written_when_nothing_covers_it(runtime, make_bundle):
