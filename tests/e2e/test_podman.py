@@ -53,6 +53,30 @@ def test_run_rm_exit_status_and_stdio(podman):
     assert podman("ps", "-aq").stdout.split() == []
 
 
+def test_run_tty(podman):
+    # conmon hands pyoci a console socket; the container's stdio is the pty
+    p = podman(*podman.run_args("--rm", "-t"), "sh", "-c",
+               "tty; test -t 0 && test -t 1 && test -t 2 && echo all-ttys; exit 3")
+    assert p.returncode == 3, p.stderr
+    out = p.stdout.replace("\r", "")
+    assert re.search(r"^/dev/pts/\d+$", out, re.M) and "all-ttys" in out, out
+
+
+def test_pid_host_stop_signals_all(podman):
+    # no pid namespace: podman stops it with `kill --all <id> 15`
+    run_d(podman, "pd7", "sh", "-c", "sleep 300 & sleep 300 & wait", opts=("--pid", "host"))
+    pid = pid_of(podman, "pd7")
+    procs = cg(podman.inspect("pd7", "{{.Id}}"), "pids", "cgroup.procs")
+    assert wait_for(lambda: len(read(procs).split()) == 3)
+    pids = [int(x) for x in read(procs).split()]
+    assert os.readlink("/proc/%d/ns/pid" % pid) == os.readlink("/proc/self/ns/pid")
+    p = podman("stop", "-t", "10", "pd7")
+    assert p.returncode == 0, p.stderr
+    assert state(podman, "pd7") == "exited"
+    assert wait_for(lambda: not any(alive(x) for x in pids))
+    assert podman("rm", "pd7").returncode == 0
+
+
 def test_detached_pidfile_parent_cgroup(podman):
     cid = run_d(podman, "pd1", "sleep", "300")
     assert state(podman, "pd1") == "running"
