@@ -92,6 +92,7 @@ struct plan {
     uint32_t label_len;
     int fork_report;            /* exec: fork into the pid namespace, report here */
     int go_fd;                  /* exec: wait for one byte (the cgroup was joined) */
+    int go_before_fork;         /* ... before the fork (we were joined), or after */
     int set_ctty;               /* exec with a terminal: new session, fd 0 its tty */
 };
 
@@ -231,7 +232,7 @@ static void parse(struct plan *p, const unsigned char *buf, size_t len)
         case 'm': p->have_umask = 1; p->umask_value = u32(d); break;
         case 'l': p->label_fd = (int)u32(d); p->label = (const char *)d + 4; p->label_len = n - 4; break;
         case 'F': p->fork_report = (int)u32(d); break;
-        case 'W': p->go_fd = (int)u32(d); break;
+        case 'W': p->go_fd = (int)u32(d); p->go_before_fork = (int)u32(d + 4); break;
         case 'T': p->set_ctty = 1; break;
         default: die("plan: unknown record", EINVAL);
         }
@@ -351,12 +352,25 @@ static void close_from(unsigned int first, int except, int except2)
 /* exec: the runtime joined the container's namespaces and executed us;
  * the pid namespace applies to our children only. Fork the process that
  * becomes the user's program (this image, never a host binary, is all the
- * container can see of it), report its host pid, and exit. The child waits
- * until the runtime put it in the container's cgroup, and reports errors on
+ * container can see of it), report its host pid, and exit. The runtime puts
+ * us in the container's cgroup before we fork (or, into a frozen cgroup, the
+ * child, which then waits there until resumed); the child reports errors on
  * the same fd, which closes (close-on-exec) at its successful execve. */
+static void wait_go(int fd)
+{
+    char c;
+    ssize_t n;
+    do n = read(fd, &c, 1); while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(127);   /* the runtime gave up on us */
+    close(fd);
+}
+
 static void fork_into_pidns(struct plan *p)
 {
     report_fd = p->fork_report;
+    if (p->go_fd >= 0 && p->go_before_fork)
+        wait_go(p->go_fd);
     pid_t pid = fork();
     if (pid < 0)
         die("fork", errno);
@@ -368,14 +382,8 @@ static void fork_into_pidns(struct plan *p)
     }
     if (fcntl(report_fd, F_SETFD, FD_CLOEXEC) < 0)
         die("report fd", errno);
-    if (p->go_fd >= 0) {
-        char c;
-        ssize_t n;
-        do n = read(p->go_fd, &c, 1); while (n < 0 && errno == EINTR);
-        if (n != 1)
-            _exit(127);   /* the runtime gave up on us */
-        close(p->go_fd);
-    }
+    if (p->go_fd >= 0 && !p->go_before_fork)
+        wait_go(p->go_fd);
     if (p->set_ctty) {
         if (setsid() < 0)
             die("setsid", errno);

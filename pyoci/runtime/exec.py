@@ -238,7 +238,7 @@ def exec_process(ctx, cid, opts):
     if paused and not opts.ignore_paused:
         raise PyociError("cannot exec in a paused container (use --ignore-paused to override)")
     proc = build_process(c, opts)
-    if proc.get("terminal") and not opts.console_socket:
+    if proc.get("terminal") and not opts.console_socket and opts.detach:
         raise PyociError("cannot allocate tty if pyoci will detach without setting console socket")
     if opts.console_socket and not proc.get("terminal"):
         raise PyociError("cannot use console socket if pyoci will not detach or allocate tty")
@@ -264,20 +264,25 @@ def exec_process(ctx, cid, opts):
             raise PyociError("container not running")
         init_fd = executable.open_init()
         to_close.append(init_fd)
+        peer = None
         if proc.get("terminal"):
             from pyoci.linux import terminal
 
-            console = terminal.connect(opts.console_socket)
+            if opts.console_socket:
+                console = terminal.connect(opts.console_socket)
+            else:
+                # in the foreground: we get the master and relay the terminal
+                peer, console = terminal.console_socketpair()
         relay = None
         if not opts.detach:
             # C2's parent (C1) exits: C2 must become our child, to be reaped here.
             lsys.prctl(lsys.PR_SET_CHILD_SUBREAPER, 1)
-            relay = Relay()
+            relay = Relay(tty=peer is not None)
         _preload(proc)
         chans = _Channels()
         setup = _Setup(cid=cid, proc=proc, ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd,
                        console=console, seccomp=seccomp, preserve_fds=opts.preserve_fds or 0,
-                       keyring=not c.state.get("no_new_keyring"), log=ctx.log, hook=None,
+                       keyring=not c.state.get("no_new_keyring"), log=ctx.log, hook=None, late=paused,
                        settings=settings, setgroups=setgroups, relay=relay)
         c1 = os.fork()
         if c1 == 0:
@@ -298,6 +303,14 @@ def exec_process(ctx, cid, opts):
         _send_pidfd(opts.pidfd_socket, pid)
     if opts.detach:
         return 0
+    if peer is not None:
+        with peer:
+            master = terminal.receive_master(peer, timeout=10)
+        relay.attach(pid)
+        try:
+            terminal.relay(master, pid)
+        finally:
+            os.close(master)
     return relay.wait(pid)
 
 
@@ -324,20 +337,35 @@ def _start(c1, cg, paused, chans):
         chans.chan.close_write()
         chans.report.close_write()
         chans.go.close_read()
+        join_error = None
+        if not paused:
+            # C1 joins the cgroup now, while it prepares: pyoci-init forks
+            # the process only once it read the byte, so the fork inherits it.
+            # (C1 may have failed already: its own error tells why.)
+            try:
+                if cg is not None:
+                    cg.join(c1)
+                os.write(chans.go.wfd, b"1")
+            except (PyociError, BrokenPipeError) as e:
+                join_error = e
         msg = chans.chan.recv()
         if msg is not None:
             raise PyociError(msg.get("error") or "unexpected message from the exec process")
+        if join_error is not None:
+            raise join_error
         msg = chans.report.recv()
         _, status = os.waitpid(c1, 0)
         if msg is None or "error" in msg:
             raise PyociError("unable to start container process: " + (
                 (msg or {}).get("error") or "exec process failed to start (status %d)" % status))
         pid = msg["pid"]
-        if cg is not None:
-            cg.join(pid)
-        os.write(chans.go.wfd, b"1")
         if paused:
-            return pid   # frozen in the cgroup; it goes on once resumed
+            # the forked process waits for the byte in the frozen cgroup,
+            # and goes on once resumed
+            if cg is not None:
+                cg.join(pid)
+            os.write(chans.go.wfd, b"1")
+            return pid
         msg = chans.report.recv()
         if msg is not None:
             raise PyociError("unable to start container process: " + (msg.get("error") or str(msg)))
@@ -360,14 +388,15 @@ class Relay:
     """Signals for the exec'd process, caught from before the fork: one
     that arrives before its pid is known is delivered once it is."""
 
-    def __init__(self):
+    def __init__(self, tty=False):
         import _signal
 
         from pyoci.cli.lifecycle import FORWARDED, SIGNALS
 
         self.pid = None
         self.pending = []
-        self.sigs = [SIGNALS[name[3:]] for name in FORWARDED]
+        # with a terminal relayed, SIGWINCH resizes it (terminal.relay)
+        self.sigs = [SIGNALS[name[3:]] for name in FORWARDED if not (tty and name == "SIGWINCH")]
         for sig in self.sigs:
             _signal.signal(sig, self._forward)
 
@@ -387,12 +416,17 @@ class Relay:
         for sig in self.sigs:
             _signal.signal(sig, _signal.SIG_DFL)
 
+    def attach(self, pid):
+        """From now on signals go to pid; those caught before, now."""
+        self.pid = pid
+        pending, self.pending = self.pending, []
+        for sig in pending:
+            self._forward(sig, None)
+
     def wait(self, pid):
         """Wait for our child `pid`, relaying signals; its exit status
         (128+N for a signal), as runc exec reports it."""
-        self.pid = pid
-        for sig in self.pending:
-            self._forward(sig, None)
+        self.attach(pid)
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         return 128 - code if code < 0 else code
@@ -417,7 +451,7 @@ def container_spawner(c):
             init_fd = executable.open_init()
             to_close.append(init_fd)
             chans = _Channels()
-            setup = _Setup(ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd, relay=None,
+            setup = _Setup(ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd, relay=None, late=False,
                            hook=(path, args, ["%s=%s" % kv for kv in env.items()], stdin_fd, out_fd))
             c1 = os.fork()
             if c1 == 0:
@@ -515,7 +549,7 @@ def _build(setup, chans):
     report = final.move_above(chans.report.wfd, keep)
     go = final.move_above(chans.go.rfd, keep)
     plan.fork_report(report)
-    plan.go_fd(go)
+    plan.go_fd(go, not setup.late)
     plan_fd = final.move_above(plan.to_memfd(), keep)
     final.close_all_but(keep, {plan_fd, setup.init_fd, chans.chan.wfd, report, go, *plan.fds})
     os.execve(setup.init_fd, ["pyoci-init", str(plan_fd)], {})

@@ -60,9 +60,10 @@ class Plan:
         """exec: fork into the joined pid namespace; pid and errors go to fd."""
         self._rec(b"F", struct.pack("=I", fd))
 
-    def go_fd(self, fd):
-        """exec: the forked process waits for one byte on fd first."""
-        self._rec(b"W", struct.pack("=I", fd))
+    def go_fd(self, fd, before_fork):
+        """exec: wait for one byte on fd, before forking or in the forked
+        process."""
+        self._rec(b"W", struct.pack("=II", fd, 1 if before_fork else 0))
 
     def controlling_terminal(self):
         """exec with a terminal: the forked process makes fd 0 its controlling

@@ -232,13 +232,24 @@ def test_exec_tty_through_console_socket(runtime, running, tmp_path):
     # the container's /dev/console was not taken over by the exec
     assert runtime.cmd("exec", "x1", "sh", "-c", "test -c /dev/console || test ! -e /dev/console").returncode == 0
     force_delete(runtime, "x1")
-    # tty without a console socket, and a console socket without tty, are refused
+    # detached, a tty needs a console socket; a console socket needs a tty
     running(cid="x2")
-    p = runtime.cmd("exec", "-t", "x2", "true")
+    p = runtime.cmd("exec", "-d", "-t", "x2", "true")
     assert p.returncode == 255 and "console socket" in p.stderr
     p = runtime.cmd("exec", "--console-socket", path, "x2", "true")
     assert p.returncode == 255 and "console socket" in p.stderr
     force_delete(runtime, "x2")
+
+
+def test_exec_tty_in_the_foreground_is_relayed(runtime, running):
+    """exec -t without --console-socket (not detached): pyoci relays the
+    pty, as runc does."""
+    running()
+    p = runtime.cmd("exec", "-t", "x1", "sh", input="tty; test -t 0 && echo isatty; exit 3\n")
+    assert p.returncode == 3, p.stderr
+    out = p.stdout.replace("\r", "")
+    assert "/dev/pts/" in out and "isatty" in out
+    force_delete(runtime, "x1")
 
 
 def test_exec_sub_cgroup(runtime, running, tmp_path):
