@@ -142,7 +142,7 @@ def become_root():
                          "linux.uidMappings and linux.gidMappings?): %s" % e.strerror)
 
 
-def _host_root():
+def host_root():
     try:
         m = read_map("/proc/self/uid_map")
     except OSError:
@@ -171,7 +171,7 @@ def check_reachable(path, field):
             blocked = cur or "/"
             break
         cur = nxt
-    uid = _host_root()
+    uid = host_root()
     raise PyociError("%s: %s is not reachable by the container's root (uid %s on the host): no search "
                      "permission on %s; give that uid access or use a directory it can reach"
                      % (field, path, "?" if uid is None else uid, blocked))

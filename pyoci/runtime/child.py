@@ -156,7 +156,13 @@ def build(setup, chan, to_child=None):
         rootfs = Rootfs(config, setup.bundle, setup.rootfs, ns, setup.cgroup_paths, setup.hierarchies,
                         log=setup.log, idmap_fds=getattr(setup, "idmap_fds", None))
         rootfs.idmap_trees = getattr(setup, "idmap_trees", None) or {}
-        rootfs.prepare()
+        try:
+            rootfs.prepare()
+        except PyociError as e:
+            if in_userns and str(e).endswith("Permission denied"):
+                raise PyociError("%s (the container's root is uid %s on the host: it must own or be "
+                                 "allowed to write what the set-up creates in the rootfs)" % (e, userns.host_root()))
+            raise
         if in_userns and not ns.has("cgroup"):
             userns.readonly_cgroupfs(setup.rootfs)   # CVE-2023-25809
     if "network" in ns.new:

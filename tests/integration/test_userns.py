@@ -35,7 +35,7 @@ def open_dir():
 @pytest.fixture
 def ubundle(open_dir):
     """ubundle(args, changes=None, name="b") -> bundle in open_dir with a user namespace."""
-    def make(args, changes=None, name="b", uid=0, gid=0):
+    def make(args, changes=None, name="b", uid=0, gid=0, own_rootfs=True):
         def change(c):
             userns(c, uid, gid)
             if changes:
@@ -43,7 +43,7 @@ def ubundle(open_dir):
 
         b = bundle_maker.make(os.path.join(open_dir, name), args, "/bin/busybox", change)
         # the image belongs to the container's root, as a user namespace's image does
-        for d, dirs, files in os.walk(os.path.join(b, "rootfs")):
+        for d, dirs, files in os.walk(os.path.join(b, "rootfs")) if own_rootfs else ():
             for n in [d] + [os.path.join(d, x) for x in dirs + files]:
                 os.lchown(n, HOST, HOST)
         return b
@@ -310,3 +310,17 @@ def test_terminal_in_a_user_namespace(runtime, ubundle, tmp_path):
     assert lines[1] == "0:5 88"   # owned by the container's root, group tty
     assert lines[2] == "0"
     runtime.cmd("delete", "ut", check=True)
+
+
+def test_mount_point_the_mapped_root_cannot_create(runtime, ubundle, open_dir):
+    """A rootfs owned by the host's root: the set-up, running as the
+    container's root, cannot create a new mount point in it."""
+    src = os.path.join(open_dir, "src")
+    os.mkdir(src)
+
+    def bind(c):
+        c["mounts"].append({"destination": "/newdir", "type": "bind", "source": src, "options": ["rbind"]})
+    p = runtime.cmd("run", "-b", ubundle(["true"], bind, own_rootfs=False), "u1")
+    assert p.returncode == 1
+    assert "mounts[7] (bind on /newdir)" in p.stderr and "Permission denied (the container's root is uid %d on " \
+        "the host" % HOST in p.stderr, p.stderr
