@@ -392,6 +392,22 @@ static void fork_into_pidns(struct plan *p)
     }
 }
 
+/* No capabilities in the config: the process keeps what it has, but never
+ * inheritable or ambient capabilities it did not ask for (CVE-2022-29162:
+ * they would reach programs run through file capabilities). */
+static void clear_inheritable(void)
+{
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) < 0)
+        die("capget", errno);
+    data[0].inheritable = data[1].inheritable = 0;
+    if (syscall(SYS_capset, &hdr, data) < 0)
+        die("capset", errno);
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+        die("clear ambient capabilities", errno);
+}
+
 int main(int argc, char **argv)
 {
     struct plan p;
@@ -432,6 +448,8 @@ int main(int argc, char **argv)
     if (p.have_caps) {
         set_caps(&p);
         prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    } else {
+        clear_inheritable();
     }
     if (p.nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         die("no_new_privs", errno);

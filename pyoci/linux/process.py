@@ -114,7 +114,18 @@ def enter_cwd(cwd):
         os.chdir(cwd)
     except OSError as e:
         raise PyociError("process.cwd %s: %s" % (cwd, e.strerror))
-    if not os.getcwd().startswith("/"):
+    check_cwd_inside(cwd)
+
+
+def check_cwd_inside(cwd):
+    """The working directory must be reachable from the container's root:
+    a cwd reached through a leaked fd (/proc/self/fd/N, CVE-2024-21626) is
+    not, and the kernel's getcwd says so ("(unreachable)", or ENOENT)."""
+    try:
+        where = os.getcwd()
+    except OSError:
+        where = ""
+    if not where.startswith("/"):
         raise PyociError("process.cwd %s: outside the container's root" % cwd)
 
 

@@ -1,11 +1,18 @@
 """The children of `create`: C1 (namespaces) and C2 (the container's init
 until it becomes pyoci-init). See create.py for the whole sequence.
 
-The order inside C2 is the one the kernel needs: cgroup namespace (after
-the cgroup was joined) → mounts → devices → pivot_root → sysctl → masked and
-read-only paths → hostname → cwd → rlimits → terminal → pyoci-init, which
-then does user/groups → capabilities → no_new_privs → LSM label → seccomp →
-execve.
+The order inside C2 is the one the kernel needs: initial CPU affinity →
+cgroup namespace (after the cgroup was joined) → mounts → devices →
+pivot_root → sysctl → masked and read-only paths → hostname/domainname →
+cwd (checked inside the root, CVE-2024-21626) → rlimits (as root: raising a
+hard limit needs CAP_SYS_RESOURCE) → terminal → keyring → scheduler, I/O
+priority, memory policy, personality, final CPU affinity (runtime/final.py)
+→ LSM label fd opened on a fresh procfs → pyoci-init, which then does:
+wait for `start` → [seccomp here when no_new_privs is off: loading it needs
+CAP_SYS_ADMIN] → bounding set → keep-caps → user/groups → capabilities
+(inheritable and ambient cleared when not asked) → no_new_privs → LSM label
+→ umask → close fds → seccomp → execve. tests/integration/test_privileges.py
+checks the order where it shows.
 
 Both children end with os._exit: no Python clean-up of the parent's state
 may run in them.

@@ -64,6 +64,7 @@ def process_plan(proc, keep, console=None, seccomp=None, warn=None, create_cwd=T
         except OSError as e:
             raise PyociError("chdir to cwd (%r) set in config.json failed: %s"
                              % (cwd, os.strerror(e.errno).lower()))
+        process.check_cwd_inside(cwd)
     process.set_rlimits(process.rlimits(proc))
     args = proc["args"]
     exe = process.lookup(args[0], env, os.getcwd())
