@@ -301,3 +301,23 @@ def test_overlay_and_tmpfs_data_options(runtime, make_bundle, tmp_path):
     assert out.split() == ["l", "12:34", "1750"]
     assert (tmp_path / "upper" / "written").read_text() == "w\n"
     assert not (tmp_path / "lower" / "written").exists()
+
+
+def test_sysfs_without_a_network_namespace_is_the_hosts_read_only(runtime, make_bundle):
+    """A sysfs instance belongs to a network namespace: without one of its
+    own the container gets the host's /sys (same interfaces), read-only."""
+    def changes(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+    out = run_out(runtime, make_bundle, "ls /sys/class/net; grep ' /sys ' /proc/self/mountinfo", "m14", changes)
+    names = [l for l in out.splitlines() if " - " not in l]
+    sys_mounts = [l for l in out.splitlines() if " - " in l]
+    assert sorted(names) == sorted(os.listdir("/sys/class/net"))
+    assert sys_mounts and all("ro" in l.split()[5].split(",") for l in sys_mounts), sys_mounts
+
+
+def test_block_and_unbuffered_char_devices(runtime, make_bundle):
+    def changes(c):
+        c["linux"]["devices"] = [{"path": "/dev/ptloop", "type": "b", "major": 7, "minor": 0, "fileMode": 0o600},
+                                 {"path": "/dev/ptzero", "type": "u", "major": 1, "minor": 5}]
+    out = run_out(runtime, make_bundle, "stat -c '%F %t:%T %a' /dev/ptloop /dev/ptzero", "m15", changes)
+    assert out.splitlines() == ["block special file 7:0 600", "character special file 1:5 666"]
