@@ -312,3 +312,55 @@ def test_disabled_oom_killer_waits_and_events_reports_oom(runtime, make_bundle):
         p.wait()
     runtime.cmd("delete", "-f", "ev3", check=True)
     assert not os.path.exists(m)
+
+
+V1_ONLY = r'''
+import json, os, subprocess, sys, time
+# this mount namespace only: drop the cgroup2 mount, as on a v1-only host
+for line in open("/proc/self/mountinfo"):
+    if line.split(" - ")[1].startswith("cgroup2 "):
+        subprocess.run(["umount", "-l", line.split()[4]], check=True)
+pyoci, root, bundle = sys.argv[1:4]
+rt = [pyoci, "--root", root]
+def run(*a):
+    return subprocess.run(rt + list(a), capture_output=True, text=True)
+out = {"run": subprocess.run(rt + ["run", "-d", "-b", bundle, "v1c"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode}
+pid = json.loads(run("state", "v1c").stdout)["pid"]
+own = dict(l.strip().split(":", 2)[1:] for l in open("/proc/%d/cgroup" % pid))
+out["v2_path"] = own[""]
+pids = "/sys/fs/cgroup/pids" + own["pids"]
+out["pids_max"] = open(pids + "/pids.max").read().strip()
+out["pause"] = run("pause", "v1c").returncode
+out["state"] = open("/sys/fs/cgroup/freezer" + own["freezer"] + "/freezer.state").read().strip()
+out["resume"] = run("resume", "v1c").returncode
+out["stats_pids"] = json.loads(run("events", "--stats", "v1c").stdout)["data"]["pids"]
+u = subprocess.run(rt + ["update", "-r", "-", "v1c"], input='{"unified": {"pids.max": "3"}}',
+                   capture_output=True, text=True)
+out["unified"] = [u.returncode, "linux.resources.unified" in u.stderr]
+out["delete"] = run("delete", "-f", "v1c").returncode
+out["removed"] = not os.path.exists(pids)
+print(json.dumps(out))
+'''
+
+
+def test_v1_only_host(runtime, make_bundle, tmp_path):
+    """A cgroup v1-only host, made in a private mount namespace by dropping
+    the cgroup2 mount: placement, limits, freezer, stats, delete."""
+    import sys
+
+    b = make_bundle(["sleep", "100"], res_changes({"pids": {"limit": 9}}))
+    helper = tmp_path / "v1only.py"
+    helper.write_text(V1_ONLY)
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, str(helper), PYOCI,
+                        runtime.root, b], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    with open("/proc/self/cgroup") as f:
+        mine = [l.strip().split(":", 2)[2] for l in f if l.startswith("0::")][0]
+    assert out["run"] == 0
+    assert out["v2_path"] == mine       # no cgroup2 directory was made
+    assert out["pids_max"] == "9" and out["stats_pids"] == {"current": 1, "limit": 9}
+    assert (out["pause"], out["state"], out["resume"]) == (0, "FROZEN", 0)
+    assert out["unified"] == [1, True]     # cgroup v2 keys refused on v1
+    assert (out["delete"], out["removed"]) == (0, True)
