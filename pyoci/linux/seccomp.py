@@ -72,6 +72,9 @@ def flags(sc):
     for i, name in enumerate(sc.get("flags") or ()):
         if name not in FLAGS:
             raise ConfigError("linux.seccomp.flags[%d]" % i, "unknown seccomp flag %r" % name)
+        if name == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" and not uses_notify(sc):
+            raise ConfigError("linux.seccomp.flags[%d]" % i, "%s needs a rule with SCMP_ACT_NOTIFY "
+                              "(the kernel takes it only with a listener)" % name)
         out |= FLAGS[name]
     return out
 

@@ -73,6 +73,28 @@ def test_kill_process_and_trap(runtime, make_bundle):
     assert p.returncode == 128 + 31, (p.returncode, p.stderr)
 
 
+@pytest.mark.parametrize("action,rc,text", [
+    # the shell forks mkdir: its only thread dies of SIGSYS (runc's KILL = KILL_THREAD)
+    ("SCMP_ACT_KILL", 0, "rc=159"),
+    ("SCMP_ACT_KILL_THREAD", 0, "rc=159"),
+    ("SCMP_ACT_TRACE", 0, "rc=1"),              # no tracer: the call fails (ENOSYS)
+    ("SCMP_ACT_LOG", 0, "rc=0"),                # allowed, and logged
+    ("SCMP_ACT_ERRNO", 0, "Operation not permitted"),   # EPERM without errnoRet
+])
+def test_every_action(runtime, make_bundle, action, rc, text):
+    p = run(runtime, make_bundle, "mkdir /d1 2>&1; echo rc=$?", _sc([{"names": MKDIR, "action": action}]))
+    assert p.returncode == rc, (p.returncode, p.stderr)
+    if text:
+        assert text in p.stdout, p.stdout
+
+
+def test_wait_killable_recv_needs_a_notify_rule(runtime, make_bundle):
+    p = run(runtime, make_bundle, "true", _sc([{"names": MKDIR, "action": "SCMP_ACT_ERRNO"}],
+                                              flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]))
+    assert p.returncode == 1 and "linux.seccomp.flags[0]" in p.stderr, p.stderr
+    assert runtime.ids() == []
+
+
 def test_default_action_errno_with_allow_list(runtime, make_bundle):
     """podman's default profile (437 names, defaultErrnoRet 38) runs a shell."""
     with open(PODMAN_CONFIG) as f:
@@ -163,7 +185,10 @@ def test_notify_agent_gets_fd_and_answers(runtime, make_bundle, tmp_path):
     path = str(tmp_path / "agent.sock")
     agent = Agent(path, 28)   # ENOSPC
     agent.start()
-    sc = _sc([{"names": MKDIR, "action": "SCMP_ACT_NOTIFY"}], listenerPath=path, listenerMetadata="meta1")
+    # TSYNC with a listener needs TSYNC_ESRCH (pyoci-init adds it); the
+    # kernel takes WAIT_KILLABLE_RECV only with a listener
+    sc = _sc([{"names": MKDIR, "action": "SCMP_ACT_NOTIFY"}], listenerPath=path, listenerMetadata="meta1",
+             flags=["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"])
 
     def ch(c):
         c["linux"]["seccomp"] = sc

@@ -1,0 +1,53 @@
+"""Pure parsing of the process settings (pyoci.linux.process) and the
+seccomp cache key: each bad value names its field."""
+import pytest
+
+from pyoci.errors import ConfigError
+from pyoci.linux import process, seccomp
+
+
+def test_parse_list():
+    assert process.parse_list("0-2,5, 7-8", "x") == [0, 1, 2, 5, 7, 8]
+    for bad in ("", "a", "3-1", "-1", "1-"):
+        with pytest.raises(ConfigError):
+            process.parse_list(bad, "x")
+
+
+def test_scheduler():
+    assert process.parse_scheduler({"policy": "SCHED_RR", "priority": 5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]}) \
+        == (2, 1, 0, 5, 0, 0, 0)
+    assert process.parse_scheduler({"policy": "SCHED_DEADLINE", "runtime": 10, "deadline": 20, "period": 30}) \
+        == (6, 0, 0, 0, 10, 20, 30)
+    for bad, field in (({"policy": "SCHED_NOPE"}, "process.scheduler.policy"),
+                       ({"policy": "SCHED_OTHER", "priority": 3}, "process.scheduler.priority"),
+                       ({"policy": "SCHED_OTHER", "nice": 40}, "process.scheduler.nice"),
+                       ({"policy": "SCHED_OTHER", "flags": ["X"]}, "process.scheduler.flags[0]"),
+                       ({"policy": "SCHED_BATCH", "runtime": 5}, "process.scheduler")):
+        with pytest.raises(ConfigError) as e:
+            process.parse_scheduler(bad)
+        assert str(e.value).startswith("config.json: %s: " % field), e.value
+
+
+def test_ioprio_personality_mempolicy():
+    assert process.parse_ioprio({"class": "IOPRIO_CLASS_RT", "priority": 3}) == (1 << 13) | 3
+    assert process.parse_personality({"domain": "LINUX32", "flags": ["ADDR_NO_RANDOMIZE"]}) == 0x0040008
+    assert process.parse_mempolicy({"mode": "MPOL_INTERLEAVE", "nodes": "0-1", "flags": ["MPOL_F_STATIC_NODES"]}) \
+        == (3 | 1 << 15, [0, 1])
+    assert process.parse_mempolicy({"mode": "MPOL_LOCAL"}) == (4, [])
+    with pytest.raises(ConfigError):
+        process.parse_mempolicy({"mode": "MPOL_LOCAL", "nodes": "0"})
+    with pytest.raises(ConfigError):
+        process.parse_mempolicy({"mode": "MPOL_BIND", "nodes": "0",
+                                 "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"]})
+
+
+def test_seccomp_flags_and_cache_key():
+    sc = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}],
+          "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}
+    assert seccomp.flags(sc) == 2 | 32
+    assert seccomp.uses_notify(sc)
+    k = seccomp.cache_key(sc)
+    if k is None:
+        pytest.skip("no libseccomp.so.2 found")
+    assert k == seccomp.cache_key(dict(sc, listenerPath="/x", listenerMetadata="m", flags=[]))
+    assert k != seccomp.cache_key(dict(sc, defaultAction="SCMP_ACT_LOG"))
