@@ -57,6 +57,9 @@ class Rootfs:
         self.cgroup_paths = cgroup_paths
         self.hierarchies = hierarchies
         self.root_fd = -1
+        # Called before a cgroup mount of the container's own cgroup
+        # namespace: the caller enters its cgroups and that namespace.
+        self.before_cgroup_mount = lambda: None
 
     # -- before pivot ----------------------------------------------------
     def prepare(self):
@@ -258,6 +261,8 @@ class Rootfs:
         flags = opts.flags & ~(s.MS_BIND | s.MS_REC | s.MS_REMOUNT)
         ro = flags & s.MS_RDONLY
         own_ns = self.ns.has("cgroup")
+        if own_ns:
+            self.before_cgroup_mount()
         v1 = [h for h in self.hierarchies if h.version == 1]
         if not v1:
             # cgroup v2 only: one mount of the unified hierarchy.

@@ -87,8 +87,6 @@ def stage2(setup, to_child, from_child):
         msg = to_child.recv()
         if not msg or not msg.get("go"):
             os._exit(1)
-        if not setup.create_hooks:
-            to_child.close_read()
         setup.seccomp_state = msg.get("seccomp_state")
         build(setup, from_child, to_child)
     except BaseException as e:
@@ -148,8 +146,25 @@ def build(setup, chan, to_child=None):
     proc = config["process"]
     os.umask(0)
     setup.settings.apply_initial()
-    if "cgroup" in ns.new:
-        lsys.unshare(lsys.CLONE_NEWCGROUP)
+
+    def enter_cgroup():
+        """Wait until the runtime has put us into the container's cgroups
+        (it does so while we build the rootfs: on cgroup v1 the first move
+        waits for an RCU grace period, ~10 ms), then unshare the cgroup
+        namespace, whose root is the cgroup we are in. Needed before a
+        cgroup mount of our own namespace, hooks, and the init's exec."""
+        if setup.joined:
+            return
+        msg = to_child.recv()
+        if not msg or not msg.get("joined"):
+            os._exit(1)
+        setup.joined = True
+        if not setup.create_hooks:
+            to_child.close_read()
+        if "cgroup" in ns.new:
+            lsys.unshare(lsys.CLONE_NEWCGROUP)
+
+    setup.joined = False
     rootfs = None
     in_userns = ns.has("user")
     if in_userns:
@@ -163,6 +178,7 @@ def build(setup, chan, to_child=None):
         rootfs = Rootfs(config, setup.bundle, setup.rootfs, ns, setup.cgroup_paths, setup.hierarchies,
                         log=setup.log, idmap_fds=getattr(setup, "idmap_fds", None))
         rootfs.idmap_trees = getattr(setup, "idmap_trees", None) or {}
+        rootfs.before_cgroup_mount = enter_cgroup
         try:
             rootfs.prepare()
         except PyociError as e:
@@ -174,6 +190,7 @@ def build(setup, chan, to_child=None):
             userns.readonly_cgroupfs(setup.rootfs)   # CVE-2023-25809
     if "network" in ns.new:
         network.loopback_up()
+    enter_cgroup()
     if setup.create_hooks:
         _create_hooks(setup, chan, to_child)
     if rootfs is not None:

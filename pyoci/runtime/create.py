@@ -284,7 +284,6 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
         c2 = msg["pid"]
         st = proc_stat(c2)
         child = Child(c2, st[1] if st else 0)
-        cg.join(c2)
         if ns_plan.has("user"):
             # Raising a limit needs CAP_SYS_RESOURCE of the host's user
             # namespace, which the container's init no longer has.
@@ -297,6 +296,13 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
             go["seccomp_state"] = sc.listener_state(config["linux"]["seccomp"], sdir.id, c2, bundle,
                                                     config.get("annotations"))
         to_child.send(go)
+        # C2 builds the rootfs meanwhile, and waits for "joined" before it
+        # unshares its cgroup namespace (see child.build).
+        cg.join(c2)
+        try:
+            to_child.send({"joined": True})
+        except BrokenPipeError:
+            pass   # C2 failed already: its error is read below
         msg = from_child.recv()
         if msg is not None and msg.get("hooks"):
             # C2 prepared the mounts and waits before pivot_root
