@@ -25,4 +25,24 @@ def load_bundle(bundle):
         raise PyociError("%s: invalid JSON: %s" % (path, e))
     if not isinstance(config, dict):
         raise PyociError("%s: the document must be a JSON object" % path)
+    _device_file_modes(config)
     return bundle, config
+
+
+# The file type bits (S_IFMT) of each device type. podman puts a device's
+# whole st_mode in linux.devices[].fileMode (8630 = 0o20666 for /dev/null,
+# with --device or --privileged); runc and crun keep only the permission
+# bits, so pyoci drops type bits that match the device's type.
+_TYPE_BITS = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
+
+
+def _device_file_modes(config):
+    lin = config.get("linux")
+    devices = lin.get("devices") if isinstance(lin, dict) else None
+    if not isinstance(devices, list):
+        return
+    for d in devices:
+        if isinstance(d, dict):
+            mode, bits = d.get("fileMode"), _TYPE_BITS.get(d.get("type"))
+            if bits and type(mode) is int and mode & 0o170000 == bits:
+                d["fileMode"] = mode & 0o7777
