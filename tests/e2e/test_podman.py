@@ -62,6 +62,17 @@ def test_run_tty(podman):
     assert re.search(r"^/dev/pts/\d+$", out, re.M) and "all-ttys" in out, out
 
 
+def test_device_and_privileged(podman):
+    # podman puts the host device's whole st_mode in fileMode (S_IFCHR|0666)
+    p = podman(*podman.run_args("--rm", "--device", "/dev/null:/dev/foo"), "sh", "-c",
+               "stat -c '%F %t:%T %a' /dev/foo; echo x > /dev/foo && echo written")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "character special file 1:3 666\nwritten\n"
+    p = podman(*podman.run_args("--rm", "--privileged"), "sh", "-c", "grep CapEff /proc/self/status; test -c /dev/null")
+    assert p.returncode == 0, p.stderr
+    assert "000001ffffffffff" in p.stdout or "000001fffeffffff" in p.stdout, p.stdout
+
+
 def test_pid_host_stop_signals_all(podman):
     # no pid namespace: podman stops it with `kill --all <id> 15`
     run_d(podman, "pd7", "sh", "-c", "sleep 300 & sleep 300 & wait", opts=("--pid", "host"))
