@@ -167,6 +167,7 @@ def test_lifecycle_as_unprivileged_user(user):
     state_dir = os.path.join(user.xdg, "pyoci", "r1")          # the default root of a non-root caller
     assert os.path.isfile(os.path.join(state_dir, "state.json"))
     assert os.stat(state_dir).st_uid == user.uid
+    assert os.stat(os.path.dirname(state_dir)).st_mode & 0o7777 == 0o1700   # sticky in XDG_RUNTIME_DIR
     st = json.loads(user.pyoci("state", "r1", check=True).stdout)
     assert st["status"] == "created"
     pid = st["pid"]
