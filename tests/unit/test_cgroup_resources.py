@@ -235,3 +235,13 @@ def test_v1_host_does_not_touch_subtree_control(tmp_path, monkeypatch):
     (tmp_path / "u" / "cgroup.subtree_control").write_text("")
     cg.create()
     assert writes == []
+
+
+def test_kernel_memory_is_ignored_with_a_warning():
+    for plan in (R.plan_v1, R.plan_v2):
+        warned = []
+        assert plan({"memory": {"kernel": 1 << 20}}, warn=warned.append) == []
+        assert len(warned) == 1 and "linux.resources.memory.kernel" in warned[0]
+        warned.clear()
+        plan({"memory": {"kernel": -1}}, warn=warned.append)
+        assert warned == []

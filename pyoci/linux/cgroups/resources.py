@@ -251,7 +251,7 @@ def plan_v1(res, warn=None):
     mem = _d(res.get("memory"))
     if mem:
         f = R + ".memory."
-        if mem.get("kernel") not in (None, 0):
+        if mem.get("kernel") not in (None, 0, -1):
             if warn:
                 warn("%skernel is ignored: kernel memory limits are gone from Linux" % f)
         lim = mem.get("limit")
@@ -407,7 +407,7 @@ def plan_v2(res, warn=None):
     mem = _d(res.get("memory"))
     if mem:
         f = R + ".memory."
-        if mem.get("kernel") not in (None, 0) and warn:
+        if mem.get("kernel") not in (None, 0, -1) and warn:
             warn("%skernel is ignored: kernel memory limits are gone from Linux" % f)
         lim = mem.get("limit")
         if _set(lim):
