@@ -20,8 +20,8 @@ state {status "creating", ...}) that runc sends. pyoci-init loads the
 filter with SECCOMP_FILTER_FLAG_NEW_LISTENER at its usual place (after
 `start`), sends that JSON with the listener fd (SCM_RIGHTS) in one message,
 and closes both. The filter is live by then: the profile must not block
-sendmsg or close, as with runc, where the init writes to its sync pipe
-after loading the filter.
+sendmsg (NOTIFY on sendmsg is refused at create, as runc refuses it on
+write, which its init uses after loading the filter).
 """
 import os
 
@@ -201,6 +201,12 @@ def connect_listener(sc):
     or None when no rule notifies."""
     if not uses_notify(sc):
         return None
+    for i, rule in enumerate(sc.get("syscalls") or ()):
+        if rule.get("action") == "SCMP_ACT_NOTIFY" and "sendmsg" in (rule.get("names") or ()):
+            j = rule["names"].index("sendmsg")
+            raise ConfigError("linux.seccomp.syscalls[%d].names[%d]" % (i, j),
+                              "SCMP_ACT_NOTIFY cannot be used for sendmsg: pyoci-init sends the listener "
+                              "fd to the agent with it, after the filter is loaded")
     path = sc.get("listenerPath")
     if not path:
         raise ConfigError("linux.seccomp.listenerPath", "SCMP_ACT_NOTIFY needs a listenerPath")

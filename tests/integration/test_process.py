@@ -156,12 +156,13 @@ def test_rlimits_soft_and_hard_inside(runtime, make_bundle):
 def test_oom_score_adj_inside_and_outside(runtime, make_bundle):
     def ch(c):
         c["process"]["oomScoreAdj"] = 321
-    b = make_bundle(["sh", "-c", "cat /proc/self/oom_score_adj; sleep 100"], ch)
+    b = make_bundle(["sh", "-c", "cat /proc/self/oom_score_adj"], ch)
     runtime.cmd("create", "-b", b, "o1", check=True)
     pid = runtime.state("o1")["pid"]
     with open("/proc/%d/oom_score_adj" % pid) as f:
         assert f.read().strip() == "321"
     runtime.cmd("delete", "-f", "o1", check=True)
+    assert run_out(runtime, make_bundle, "cat /proc/self/oom_score_adj", cid="o2", changes=ch).strip() == "321"
 
 
 @pytest.mark.parametrize("field,changes", [

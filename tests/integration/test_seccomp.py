@@ -141,6 +141,13 @@ def test_listener_path_nobody_listens(runtime, make_bundle, tmp_path):
     assert runtime.ids() == []
 
 
+def test_notify_on_sendmsg_refused(runtime, make_bundle, tmp_path):
+    sc = _sc([{"names": ["mkdir", "sendmsg"], "action": "SCMP_ACT_NOTIFY"}], listenerPath=str(tmp_path / "a.sock"))
+    p = run(runtime, make_bundle, "true", sc)
+    assert p.returncode == 1 and "linux.seccomp.syscalls[0].names[1]" in p.stderr, p.stderr
+    assert runtime.ids() == []
+
+
 # struct seccomp_notif (80 bytes) / seccomp_notif_resp (24 bytes) ioctls
 NOTIF_RECV = 0xC0502100
 NOTIF_SEND = 0xC0182101

@@ -51,3 +51,19 @@ def test_seccomp_flags_and_cache_key():
         pytest.skip("no libseccomp.so.2 found")
     assert k == seccomp.cache_key(dict(sc, listenerPath="/x", listenerMetadata="m", flags=[]))
     assert k != seccomp.cache_key(dict(sc, defaultAction="SCMP_ACT_LOG"))
+
+
+def test_capabilities_unknown_to_the_kernel_are_skipped(monkeypatch):
+    from pyoci.linux import capabilities
+
+    monkeypatch.setattr(capabilities, "_last_cap", 38)   # a kernel without CAP_BPF, CAP_CHECKPOINT_RESTORE
+    said = []
+    assert capabilities.mask(["CAP_CHOWN", "CAP_BPF"], "process.capabilities.bounding", said.append) == 1
+    assert said and "CAP_BPF" in said[0]
+    with pytest.raises(ConfigError) as e:
+        capabilities.mask(["CAP_NOPE"], "process.capabilities.bounding")
+    assert "process.capabilities.bounding[0]" in str(e.value)
+    # ambient only where permitted and inheritable
+    sets = capabilities.from_config({"permitted": ["CAP_KILL"], "inheritable": ["CAP_KILL", "CAP_CHOWN"],
+                                     "ambient": ["CAP_KILL", "CAP_CHOWN"]})
+    assert sets[4] == 1 << 5
