@@ -202,6 +202,14 @@ def test_failing_command_exit_codes(podman, cmd, code, words):
     assert podman("ps", "-aq").stdout.split() == []
 
 
+def test_rlimit_refused_is_permission_denied(podman):
+    # above fs.nr_open: EPERM even with CAP_SYS_RESOURCE; podman maps it to 126
+    p = podman(*podman.run_args("--rm", "--ulimit", "nofile=99999999:99999999"), "/bin/true")
+    assert p.returncode == 126, p.stderr
+    assert "error setting rlimit type 7: operation not permitted" in p.stderr, p.stderr
+    assert podman("ps", "-aq").stdout.split() == []
+
+
 def test_failing_command_without_json_log(host_guard):
     """Under a name podman does not list in runtime_supports_json, pyoci gets
     no --log: podman shows its stderr line and still maps the exit code."""
