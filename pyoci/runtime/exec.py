@@ -7,23 +7,28 @@ Processes (P = this command):
       container's own process with the flags applied), opens every namespace
       of the container's init that differs from ours and the init's root
       directory (all before any setns), and forks C1.
-  C1  makes itself non-dumpable (the container must not reach this Python
-      process through /proc while it holds host fds), joins the namespaces,
-      the user namespace first and the mount namespace last, forks C2 (in
-      the container's pid namespace) and exits, so that C2 is re-parented to
-      P (without --detach; P is then a subreaper) or to the caller's
-      subreaper (containerd's shim, conmon).
-  P   puts C2 into the container's cgroups (or the --cgroup sub-cgroups)
-      and lets it go; into a paused container, only once C2 is ready, so
-      that C2 freezes just before executing pyoci-init.
-  C2  chroots to the init's root, then takes the final exec path shared with
-      create (runtime/final.py): cwd, rlimits, program lookup, terminal,
-      and the plan for pyoci-init (user, groups, capabilities, NNP, LSM
-      label, seccomp), and executes pyoci-init through the read-only
-      detached mount: no host binary is ever the container's to see.
-  P   sees the sync pipe close on that exec, writes the pid file, and
-      returns (--detach) or waits for C2, relaying signals, and exits with
-      its status.
+  C1  (Python) makes itself non-dumpable, joins the namespaces, the user
+      namespace first (then becomes its root) and the mount namespace last,
+      chroots to the init's root, and takes the final exec path shared with
+      create (runtime/final.py): cwd, rlimits, program lookup, terminal, and
+      the plan for pyoci-init. Then it executes pyoci-init through the
+      read-only detached mount. C1 is never in the container's pid namespace
+      (setns applies it to children only): no container process can see a
+      Python process, let alone its host binary (CVE-2019-5736).
+  P   meanwhile puts C1 into the container's cgroups (or the --cgroup
+      sub-cgroups) and writes the go byte.
+  pyoci-init (C1) reads the byte, forks C2 (in the pid namespace and the
+      cgroups), reports C2's host pid and exits: C2 is re-parented to P
+      (without --detach; P is then a subreaper) or to the caller's subreaper
+      (containerd's shim, conmon). C2 sets user, groups, capabilities, NNP,
+      LSM label and seccomp, reports any error on the report pipe, and
+      executes the program; the pipe closes at that execve.
+  P   writes the pid file once the program runs, and returns (--detach) or
+      waits for C2, relaying signals (and the pty with -t and no console
+      socket), and exits with its status.
+
+Into a paused container, C1 cannot be joined (it would freeze): C2 is joined
+instead, and waits for the go byte frozen, until the container is resumed.
 """
 import os
 
