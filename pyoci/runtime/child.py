@@ -116,11 +116,9 @@ def _preload_userns(setup):
     may not be allowed to read the host's Python library (a venv under a
     0700 /root): import now, as the host's root, everything the set-up can
     import later."""
+    import _socket  # noqa: F401  (network.loopback_up)
     import importlib
-    import json  # noqa: F401  (pyoci.jsonio's fallback)
-    import resource  # noqa: F401
-    import socket  # noqa: F401
-    import termios  # noqa: F401
+    import select  # noqa: F401  (hooks, terminal)
 
     import pyoci.linux
     import pyoci.runtime.plan  # noqa: F401

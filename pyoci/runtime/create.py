@@ -264,7 +264,8 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
     try:
         to_child.close_read()
         from_child.close_write()
-        for fd in [init_fd, fifo_fd] + [fd for _, fd in join_fds] + list(idmap_fds.values()) + list(idmap_trees.values()):
+        for fd in ([init_fd, fifo_fd] + [fd for _, fd in join_fds] + list(idmap_fds.values())
+                   + list(idmap_trees.values())):
             os.close(fd)
         if console is not None:
             console.close()
