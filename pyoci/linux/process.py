@@ -277,7 +277,10 @@ class Settings:
             self.labels = lsm.plan(process, log)
 
     def apply_initial(self):
-        """As soon as the process is in the container's cgroup."""
+        """First thing in the container's process, before the move into the
+        container's cgroup where it can be (the spec's "initial": where the
+        runtime's process runs before the transition; a cpuset cgroup may
+        reset it on the move); "final" is applied last, by apply()."""
         if self.initial_cpus is not None:
             _affinity(self.initial_cpus, "process.execCPUAffinity.initial")
 
