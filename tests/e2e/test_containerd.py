@@ -173,8 +173,8 @@ def test_kill_term_and_kill(ctr):
     # (or answers itself): the error must say the process is gone
     ctr.ctr("container", "delete", "c5")
     # TERM reaches a pid 1 that handles it
-    pid = run_d(ctr, "c6", "sh", "-c", "trap 'exit 42' TERM; while :; do sleep 0.1; done")
-    time.sleep(0.2)
+    pid = run_d(ctr, "c6", "sh", "-c", "trap 'exit 42' TERM; touch /tmp/ready; while :; do sleep 0.1; done")
+    assert wait_for(lambda: os.path.exists("/proc/%d/root/tmp/ready" % pid))   # the handler is set
     p = ctr.ctr("task", "kill", "-s", "SIGTERM", "c6")
     assert p.returncode == 0, p.stderr
     assert wait_for(lambda: status(ctr, "c6") == "STOPPED")

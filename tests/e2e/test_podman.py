@@ -134,9 +134,10 @@ def test_pause_unpause(podman):
 
 def test_kill_stop_restart_rm(podman):
     # USR1 reaches the init's handler (inside), which leaves a mark we read (outside)
-    run_d(podman, "pd3", "sh", "-c", "trap 'echo got-usr1 > /tmp/usr1' USR1; while :; do sleep 0.1; done")
+    run_d(podman, "pd3", "sh", "-c", "trap 'echo got-usr1 > /tmp/usr1' USR1; touch /tmp/ready-pd3; "
+                                     "while :; do sleep 0.1; done")
     pid = pid_of(podman, "pd3")
-    time.sleep(0.2)
+    assert wait_for(lambda: os.path.exists("/proc/%d/root/tmp/ready-pd3" % pid))   # the handler is set
     p = podman("kill", "-s", "USR1", "pd3")
     assert p.returncode == 0, p.stderr
     mark = "/proc/%d/root/tmp/usr1" % pid
@@ -159,8 +160,8 @@ def test_kill_stop_restart_rm(podman):
     pid2 = pid_of(podman, "pd3")
     assert pid2 != pid and alive(pid2)
     # stop of a pid 1 that handles TERM: no KILL needed
-    run_d(podman, "pd4", "sh", "-c", "trap 'exit 42' TERM; while :; do sleep 0.1; done")
-    time.sleep(0.2)
+    run_d(podman, "pd4", "sh", "-c", "trap 'exit 42' TERM; touch /tmp/ready-pd4; while :; do sleep 0.1; done")
+    assert wait_for(lambda: os.path.exists("/proc/%d/root/tmp/ready-pd4" % pid_of(podman, "pd4")))
     p = podman("stop", "-t", "10", "pd4")
     assert p.returncode == 0, p.stderr
     assert podman.inspect("pd4", "{{.State.ExitCode}}") == "42"
