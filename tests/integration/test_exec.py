@@ -252,6 +252,28 @@ def test_exec_tty_in_the_foreground_is_relayed(runtime, running):
     force_delete(runtime, "x1")
 
 
+def test_exec_pidfd_socket(runtime, running, tmp_path):
+    running()
+    path = str(tmp_path / "pidfd.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    try:
+        p = runtime.cmd("exec", "-d", "--pidfd-socket", path, "--pid-file", tmp_path / "e.pid", "x1", "sleep", "100")
+        assert p.returncode == 0, p.stderr
+        conn, _ = srv.accept()
+        _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+        conn.close()
+        with open("/proc/self/fdinfo/%d" % fds[0]) as f:
+            pid = int([l for l in f if l.startswith("Pid:")][0].split()[1])
+        os.close(fds[0])
+        assert pid == int((tmp_path / "e.pid").read_text())
+        assert open("/proc/%d/cmdline" % pid).read().startswith("sleep")
+    finally:
+        srv.close()
+    force_delete(runtime, "x1")
+
+
 def test_exec_sub_cgroup(runtime, running, tmp_path):
     running()
     state = json.load(open(os.path.join(runtime.root, "x1", "state.json")))
@@ -337,6 +359,25 @@ def test_exec_failure_words_in_json_log(runtime, running, tmp_path, args, words)
     entry = json.loads(log.read_text())   # exactly one JSON object: podman reads it whole
     assert entry["level"] == "error" and words in entry["msg"]
     assert entry["msg"].startswith("exec failed: unable to start container process: ")
+    force_delete(runtime, "x1")
+
+
+def test_exec_error_after_python_is_reported(runtime, running):
+    """An error in pyoci-init (after the Python part) reaches the runtime
+    through the report pipe: exit 255 with the reason, nothing on the
+    process's own stderr."""
+    from pyoci.linux.capabilities import CAPS, last_cap
+
+    with open("/proc/self/status") as f:
+        bnd = int(status_fields(f.read())["CapBnd"], 16)
+    missing = [n for n, v in CAPS.items() if v <= last_cap() and not bnd & (1 << v)]
+    if not missing:
+        pytest.skip("every capability is in this host's bounding set")
+    running()
+    p = runtime.cmd("exec", "--cap", missing[0], "x1", "true")
+    assert p.returncode == 255
+    assert "exec failed: unable to start container process: capset: operation not permitted" in p.stderr
+    assert "pyoci-init" not in p.stderr
     force_delete(runtime, "x1")
 
 
