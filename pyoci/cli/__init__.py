@@ -56,13 +56,23 @@ class Context:
         rl = opts["rootless"]
         if rl not in ("auto", "true", "false"):
             raise UsageError("invalid --rootless value %r: must be auto, true or false" % rl)
-        self.rootless = (os.geteuid() != 0) if rl == "auto" else rl == "true"
+        self._rootless = None if rl == "auto" else rl == "true"
         root = opts["root"]
         if not root:
             xdg = os.environ.get("XDG_RUNTIME_DIR")
             root = os.path.join(xdg, "pyoci") if (os.geteuid() != 0 and xdg) else "/run/pyoci"
         self.root = os.path.abspath(root)
         self.log = log.current
+
+    @property
+    def rootless(self):
+        """--rootless auto: when not root, or root of a user namespace (whose
+        cgroups and device rules are as out of reach), as runc decides."""
+        if self._rootless is None:
+            from pyoci.linux import userns
+
+            self._rootless = os.geteuid() != 0 or userns.inside()
+        return self._rootless
 
 
 def usage():

@@ -1,4 +1,6 @@
 """User namespace mappings: parsing, bounds, overlaps, lookup, format."""
+import os
+
 import pytest
 
 from pyoci.errors import ConfigError
@@ -74,3 +76,21 @@ def test_host_problems_for_an_unprivileged_caller(tmp_path):
     assert userns.host_problems(cfg, euid=0, egid=0, subuid=str(sub), subgid=str(sub)) == []
     cfg["linux"]["namespaces"] = [{"type": "user", "path": "/proc/1/ns/user"}]
     assert userns.host_problems(cfg, euid=1000, egid=1000, subuid=str(sub), subgid=str(sub)) == []
+
+
+def test_rootless_flag(monkeypatch):
+    from pyoci.cli import GLOBAL_FLAGS, Context
+    from pyoci.cli.args import parse
+
+    def ctx(*argv):
+        return Context(parse(list(argv) + ["state", "x"], GLOBAL_FLAGS)[0])
+
+    assert ctx("--rootless", "true").rootless is True
+    assert ctx("--rootless=false").rootless is False
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert ctx().rootless is True
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(userns, "inside", lambda pid="self": True)
+    assert ctx().rootless is True          # root of a user namespace
+    monkeypatch.setattr(userns, "inside", lambda pid="self": False)
+    assert ctx().rootless is False
