@@ -42,8 +42,10 @@ def test_pause_resume_freezes_and_thaws(runtime, make_bundle):
     assert runtime.state("pz")["status"] == "running"
     assert advancing(pid)
     assert runtime.cmd("resume", "pz").returncode == 1
-    # a paused container can be deleted with --force
+    # a paused container can be updated, and deleted with --force
     runtime.cmd("pause", "pz", check=True)
+    runtime.cmd("update", "--pids-limit", "7", "pz", check=True)
+    assert read(cg_dir(pid, "pids"), "pids.max") == "7" and read(fz, "freezer.state") == "FROZEN"
     runtime.cmd("delete", "-f", "pz", check=True)
     assert not os.path.exists(fz)
 
@@ -245,6 +247,10 @@ out["cpu_total"] = ev["data"]["cpu"]["usage"].get("total", 0)
 u = run("update", "--pids-limit", "5", "v2c")
 out["update"] = [u.returncode, "linux.resources.pids.limit" in u.stderr]
 out["ps"] = json.loads(run("ps", "--format", "json", "v2c").stdout) == [pid]
+out["descendants"] = open(d + "/cgroup.max.descendants").read().strip()
+u = subprocess.run(rt + ["update", "-r", "-", "v2c"], input='{"unified": {"cgroup.max.depth": "2"}}',
+                   capture_output=True, text=True)
+out["update_unified"] = [u.returncode, open(d + "/cgroup.max.depth").read().strip()]
 out["kill_all"] = run("kill", "--all", "v2c", "KILL").returncode
 for _ in range(300):
     if json.loads(run("state", "v2c").stdout)["status"] == "stopped":
@@ -267,7 +273,8 @@ def test_unified_only_host_devices_freeze_events_delete(runtime, make_bundle, tm
     rules = [{"allow": False, "access": "rwm"}, {"allow": False, "type": "c", "major": 1, "minor": 5, "access": "r"}]
     script = ("head -c1 /dev/zero >/dev/null 2>&1; echo zero=$? > /dev/shm/r; echo x > /dev/null; "
               "echo null=$? >> /dev/shm/r; sleep 100")
-    b = make_bundle(["sh", "-c", script], res_changes({"devices": rules}))
+    b = make_bundle(["sh", "-c", script], res_changes({"devices": rules,
+                                                        "unified": {"cgroup.max.descendants": "7"}}))
     helper = tmp_path / "v2only.py"
     helper.write_text(V2_ONLY)
     p = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, str(helper), PYOCI,
@@ -281,6 +288,8 @@ def test_unified_only_host_devices_freeze_events_delete(runtime, make_bundle, tm
     assert out["stats_keys"][:4] == ["cpu", "cpuset", "memory", "pids"] and out["cpu_total"] > 0
     # no controllers on this cgroup2 mount: a limit is an error naming the field
     assert out["update"] == [1, True] and out["ps"]
+    # linux.resources.unified: core cgroup2 files work without controllers
+    assert out["descendants"] == "7" and out["update_unified"] == [0, "2"]
     assert (out["kill_all"], out["delete"], out["removed"]) == (0, 0, True)
 
 
