@@ -78,6 +78,9 @@ def test_io_priority(runtime, make_bundle):
 def test_io_priority_be_inside(runtime, make_bundle):
     def ch(c):
         c["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 6}
+    out = run_out(runtime, make_bundle, "/bin/busybox ionice -p $$", changes=ch,
+                  cid="io3")
+    assert "best-effort: prio 6" in out, out
     b = make_bundle(["sleep", "100"], ch)
     runtime.cmd("run", "-d", "-b", b, "io2", check=True)
     pid = runtime.state("io2")["pid"]
