@@ -369,6 +369,14 @@ static void wait_go(int fd)
 static void fork_into_pidns(struct plan *p)
 {
     report_fd = p->fork_report;
+    /* The label fd is this task's attr file (a task may write only its
+     * own): write it before the fork, which inherits the exec label. */
+    if (p->label_fd >= 0) {
+        if (write(p->label_fd, p->label, p->label_len) != (ssize_t)p->label_len)
+            die("write exec label", errno);
+        close(p->label_fd);
+        p->label_fd = -1;
+    }
     if (p->go_fd >= 0 && p->go_before_fork)
         wait_go(p->go_fd);
     pid_t pid = fork();

@@ -152,13 +152,6 @@ def _check_process(proc):
             _u32(g)
         except ValueError:
             raise PyociError("process.user.additionalGids[%d]: must be an unsigned 32-bit integer" % i)
-    if proc.get("apparmorProfile") or proc.get("selinuxLabel"):
-        from pyoci.config import features as F
-
-        if proc.get("apparmorProfile") and not F.apparmor_enabled():
-            raise PyociError("process.apparmorProfile: AppArmor is not enabled on this host")
-        if proc.get("selinuxLabel") and not F.selinux_enabled():
-            raise PyociError("process.selinuxLabel: SELinux is not enabled on this host")
 
 
 # -- the container's side ----------------------------------------------------
@@ -254,7 +247,7 @@ def exec_process(ctx, cid, opts):
         seccomp = sc.program(c.state["seccomp"], root=ctx.root, warn=ctx.log.debug)
     from pyoci.linux import process
 
-    settings = process.Settings(proc, None)
+    settings = process.Settings(proc, None, ctx.log)   # LSM labels checked there too
     from pyoci.linux import userns
 
     setgroups = userns.setgroups_allowed(c.pid)
