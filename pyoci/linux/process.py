@@ -53,16 +53,21 @@ def set_rlimits(limits):
         try:
             resource.setrlimit(res, (conv(soft), conv(hard)))
         except (OSError, ValueError) as e:
-            why = "operation not permitted" if getattr(e, "errno", None) == 1 or isinstance(e, ValueError) \
-                else (e.strerror or str(e)).lower()
-            name = next((k for k, v in RLIMITS.items() if v == res), str(res))
-            hint = ""
-            if why == "operation not permitted":
-                hint = ", a hard limit above the runtime's own needs CAP_SYS_RESOURCE"
-                if res == RLIMITS["RLIMIT_NOFILE"]:
-                    hint += " and at most fs.nr_open"
-            raise PyociError("error setting rlimits for ready process: error setting rlimit type %d: %s "
-                             "(process.rlimits %s soft %d hard %d%s)" % (res, why, name, soft, hard, hint))
+            raise rlimit_error(res, soft, hard, e)
+
+
+def rlimit_error(res, soft, hard, e):
+    """runc's wording, plus the field and what is missing."""
+    why = "operation not permitted" if getattr(e, "errno", None) == 1 or isinstance(e, ValueError) \
+        else (e.strerror or str(e)).lower()
+    name = next((k for k, v in RLIMITS.items() if v == res), str(res))
+    hint = ""
+    if why == "operation not permitted":
+        hint = ", a hard limit above the runtime's own needs CAP_SYS_RESOURCE"
+        if res == RLIMITS["RLIMIT_NOFILE"]:
+            hint += " and at most fs.nr_open"
+    return PyociError("error setting rlimits for ready process: error setting rlimit type %d: %s "
+                      "(process.rlimits %s soft %d hard %d%s)" % (res, why, name, soft, hard, hint))
 
 
 def env_get(env, key):

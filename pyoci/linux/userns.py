@@ -236,10 +236,7 @@ def set_rlimits(pid, config):
         try:
             resource.prlimit(pid, res, tuple(conv))
         except (OSError, ValueError) as e:
-            why = "operation not permitted" if getattr(e, "errno", None) == 1 or isinstance(e, ValueError) \
-                else (e.strerror or str(e)).lower()
-            raise PyociError("error setting rlimits for ready process: error setting rlimit type %d: %s"
-                             % (res, why))
+            raise process.rlimit_error(res, soft, hard, e)
 
 
 def _may_create(d, own=None):

@@ -324,3 +324,35 @@ def test_mount_point_the_mapped_root_cannot_create(runtime, ubundle, open_dir):
     assert p.returncode == 1
     assert "mounts[7] (bind on /newdir)" in p.stderr and "Permission denied (the container's root is uid %d on " \
         "the host" % HOST in p.stderr, p.stderr
+
+
+def test_rlimits_are_set_from_outside(runtime, ubundle):
+    """The runtime sets process.rlimits on the init (prlimit): inside a user
+    namespace it could never raise one."""
+    def lim(c):
+        c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200},
+                                   {"type": "RLIMIT_NPROC", "soft": 3000, "hard": 4000}]
+    runtime.cmd("create", "-b", ubundle(["true"], lim), "ur", check=True)
+    pid = runtime.state("ur")["pid"]
+    with open("/proc/%d/limits" % pid) as f:
+        limits = {l[:26].strip(): l[26:].split()[:2] for l in f.read().splitlines()[1:]}
+    assert limits["Max open files"] == ["100", "200"]
+    assert limits["Max processes"] == ["3000", "4000"]
+    runtime.cmd("delete", "-f", "ur", check=True)
+
+
+def test_rlimit_above_the_runtimes_own_is_a_clear_error(runtime, ubundle):
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    with open("/proc/sys/fs/nr_open") as f:
+        if hard >= int(f.read()):
+            pytest.skip("the hard NOFILE limit is already the kernel's maximum")
+
+    def lim(c):
+        c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": hard + 1}]
+    p = runtime.cmd("run", "-b", ubundle(["true"], lim), "ur")
+    if p.returncode == 0:
+        pytest.skip("this runtime may raise its hard limit (CAP_SYS_RESOURCE)")
+    assert "error setting rlimit type 7: operation not permitted (process.rlimits RLIMIT_NOFILE soft 1024 " \
+           "hard %d" % (hard + 1) in p.stderr, p.stderr
