@@ -150,6 +150,8 @@ class Container:
             # past the list; thaw afterwards (a frozen process would not
             # act on SIGKILL), as runc does.
             cg = self.cgroup()
+            if sig == 9 and cg.kill_all():
+                return
             froze = False
             try:
                 cg.freeze(True)

@@ -373,3 +373,20 @@ def test_v1_only_host(runtime, make_bundle, tmp_path):
     assert (out["pause"], out["state"], out["resume"]) == (0, "FROZEN", 0)
     assert out["unified"] == [1, True]     # cgroup v2 keys refused on v1
     assert (out["delete"], out["removed"]) == (0, True)
+
+
+def test_kill_all_through_cgroup_kill_reaches_a_forking_shell(runtime, make_bundle):
+    """A shell that keeps forking: kill --all KILL uses cgroup.kill on the
+    container's cgroup2 directory, which no new child escapes."""
+    pid = start_sleeping(runtime, make_bundle, "ka", {}, args=("sh", "-c", "while :; do sleep 0.01 & done"))
+    v2 = cg_dir(pid, "")
+    time.sleep(0.2)
+    assert len(read(v2, "cgroup.procs").split()) > 1
+    runtime.cmd("kill", "--all", "ka", "KILL", check=True)
+    for _ in range(300):
+        if not read(v2, "cgroup.procs"):
+            break
+        time.sleep(0.01)
+    assert read(v2, "cgroup.procs") == ""
+    assert "populated 0" in read(v2, "cgroup.events")
+    runtime.cmd("delete", "ka", check=True)

@@ -245,3 +245,13 @@ def test_kernel_memory_is_ignored_with_a_warning():
         warned.clear()
         plan({"memory": {"kernel": -1}}, warn=warned.append)
         assert warned == []
+
+
+def test_kill_all_only_in_a_cgroup_create_made(tmp_path, monkeypatch):
+    writes = []
+    monkeypatch.setattr(cgroups, "_write_file", lambda path, v: writes.append((os.path.basename(path), v)))
+    d = str(tmp_path / "c")
+    assert cgroups.Cgroup({"": d}).kill_all() is False          # joined, not made: no cgroup.kill
+    assert writes == []
+    assert cgroups.Cgroup({"": d}, created=[d]).kill_all() is True
+    assert writes == [("cgroup.kill", "1")]
