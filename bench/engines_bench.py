@@ -75,14 +75,14 @@ def main():
         remove_cgroups(NAME)
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)
-    print("n=%d, median (min-max) wall ms" % a.n)
+    print("n=%d, wall ms: median / mean (min-max)" % a.n)
     print("| flow | " + " | ".join(os.path.basename(r) for r in runtimes) + " |")
     print("|---|" + "---|" * len(runtimes))
     for eng, flow in (("ctr", "ctr run --rm /bin/true"), ("podman", "podman run --rm /bin/true")):
         cells = []
         for rt in runtimes:
             v = times[(eng, rt)]
-            cells.append("%.0f (%.0f-%.0f)" % (statistics.median(v), min(v), max(v)))
+            cells.append("%.0f / %.0f (%.0f-%.0f)" % (statistics.median(v), statistics.mean(v), min(v), max(v)))
         print("| %s | %s |" % (flow, " | ".join(cells)))
 
 
