@@ -460,3 +460,13 @@ def test_exec_never_shows_a_host_binary_to_the_container(runtime, running):
     seen = open("/proc/%d/root/tmp/seen" % init).read().split()
     assert not [s for s in seen if "python" in s], seen
     force_delete(runtime, "x1")
+
+
+def test_exec_into_a_no_pivot_container(runtime, make_bundle):
+    """--no-pivot (MS_MOVE + chroot): the exec'd process gets the init's
+    root, not the mount namespace's."""
+    b = make_bundle(["sleep", "100"])
+    runtime.cmd("run", "-d", "--no-pivot", "-b", b, "xn", check=True)
+    out = runtime.cmd("exec", "xn", "sh", "-c", "ls /; test -e /bin/busybox && echo ok", check=True).stdout.split()
+    assert out[-1] == "ok" and "bin" in out and "tmp" in out
+    force_delete(runtime, "xn")
