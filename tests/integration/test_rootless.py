@@ -362,3 +362,33 @@ def test_validate_host_checks_the_users_ranges(user):
     assert "linux.gidMappings[1]" in out and "host ids 5000-5009 are not among %s's ranges in /etc/subgid" \
         % user.name in out, out
     assert "linux.uidMappings" not in out
+
+
+def test_lifecycle_with_a_subuid_range(user):
+    """create, state, start, exec (as another mapped user), kill, delete of a
+    container whose maps went through newuidmap/newgidmap."""
+    def ranges(c):
+        for key, own in (("uidMappings", user.uid), ("gidMappings", user.gid)):
+            c["linux"][key] = [{"containerID": 0, "hostID": own, "size": 1},
+                               {"containerID": 1, "hostID": SUB_START, "size": SUB_SIZE}]
+        c["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b, _ = rootless_bundle(user, ["sleep", "100"], ranges)
+    user.pyoci("create", "-b", b, "r10", check=True)
+    st = json.loads(user.pyoci("state", "r10", check=True).stdout)
+    assert st["status"] == "created"
+    pid = st["pid"]
+    user.pyoci("start", "r10", check=True)
+    assert wait_status(user, "r10", "running")["status"] == "running"
+    with open("/proc/%d/status" % pid) as f:
+        status = dict(l.split(":", 1) for l in f.read().splitlines())
+    assert status["Uid"].split() == [str(SUB_START + 999)] * 4     # container uid 1000 on the host
+    with open("/proc/%d/setgroups" % pid) as f:
+        assert f.read().strip() == "allow"                          # newgidmap left setgroups allowed
+    p = user.pyoci("exec", "--user", "2000:2000", "r10", "sh", "-c", "id -u; cat /proc/self/gid_map", check=True)
+    lines = [l.split() for l in p.stdout.splitlines()]
+    assert lines[0] == ["2000"]
+    assert lines[1:] == [["0", str(user.gid), "1"], ["1", str(SUB_START), str(SUB_SIZE)]]
+    user.pyoci("kill", "r10", "KILL", check=True)
+    assert wait_status(user, "r10", "stopped")["status"] == "stopped"
+    user.pyoci("delete", "r10", check=True)
+    assert not os.path.exists(os.path.join(user.xdg, "pyoci", "r10"))
