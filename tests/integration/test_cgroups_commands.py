@@ -21,7 +21,7 @@ def counter(pid):
         return 0
 
 
-def advancing(pid, wait=0.3):
+def advancing(pid, wait=0.15):
     a = counter(pid)
     time.sleep(wait)
     return counter(pid) > a
