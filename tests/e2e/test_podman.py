@@ -10,7 +10,7 @@ import time
 import pytest
 
 import engines
-from conftest import PYOCI, TAG
+from conftest import PYOCI, REPO, TAG
 from e2e_fixtures import (cgroup_of, mounted_v1, podman, podman_dir, read,  # noqa: F401
                           remove_tag_cgroups, require, settle, wait_for)
 
@@ -268,3 +268,43 @@ def test_update(podman):
     assert read(cg(cid, "cpu", "cpu.shares")).strip() == "512"
     assert state(podman, "pd6") == "running"
     assert podman("rm", "-f", "-t", "0", "pd6").returncode == 0
+
+
+def readme_block(lang, needle):
+    text = read(os.path.join(REPO, "README.md"))
+    for m in re.finditer(r"```%s\n(.*?)```" % lang, text, re.S):
+        if needle in m.group(1):
+            return m.group(1)
+    raise AssertionError("README has no %s block with %r" % (lang, needle))
+
+
+def test_readme_containers_conf(podman):
+    """The README's containers.conf, as written (with pyoci's path), picks
+    pyoci without --runtime and gives it the JSON log flags."""
+    conf = readme_block("toml", "[engine.runtimes]").replace("/usr/local/bin/pyoci", PYOCI)
+    sections, cur = {}, None
+    for line in read(podman.env["CONTAINERS_CONF"]).splitlines():
+        if line.startswith("["):
+            cur = sections.setdefault(line, [])
+        elif line and not line.startswith(("cgroup_manager", "runtime_supports_json")):
+            cur.append(line)
+    # the private storage settings join the README's own [engine] table
+    conf = conf.replace("[engine]\n", "[engine]\n" + "\n".join(sections.pop("[engine]")) + "\n", 1)
+    conf += "".join("\n%s\n%s\n" % (k, "\n".join(v)) for k, v in sections.items())
+    path = os.path.join(podman.dir, "readme-containers.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    env = dict(podman.env, CONTAINERS_CONF=path)
+    argv = podman.argv()
+    i = argv.index("--runtime")
+    del argv[i:i + 2]
+    p = engines._run(argv + ["info", "--format", "{{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Path}}"], env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["pyoci", PYOCI]
+    p = engines._run(argv + podman.run_args("--rm") + ["sh", "-c", "echo via-conf; exit 4"], env=env)
+    assert p.returncode == 4, p.stderr
+    assert p.stdout == "via-conf\n"
+    p = engines._run(argv + podman.run_args("--rm") + ["/nonexistent"], env=env)
+    assert p.returncode == 127, p.stderr
+    # the message came through the JSON oci-log (runtime_supports_json), not raw stderr
+    assert "pyoci create failed" in p.stderr and "level=error" not in p.stderr, p.stderr
