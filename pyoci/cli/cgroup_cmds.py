@@ -140,7 +140,7 @@ def cmd_update(ctx, args):
     c = Container.load(ctx.root, pos[0])
     with c.dir:
         if c.status() == STOPPED:
-            raise PyociError("cannot update container %s: it is stopped" % c.id)
+            raise PyociError("container not running")   # runc's words
         cg = c.cgroup()
         merged = merge(cg.resources, patch)
         apply = dict(patch)

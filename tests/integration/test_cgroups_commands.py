@@ -139,7 +139,7 @@ def test_update_check_before_update_and_stopped(runtime, make_bundle):
             break
         time.sleep(0.01)
     p = runtime.cmd("update", "--pids-limit", "5", "up4")
-    assert p.returncode == 1 and "stopped" in p.stderr
+    assert p.returncode == 1 and "container not running" in p.stderr
     runtime.cmd("delete", "up4", check=True)
 
 
