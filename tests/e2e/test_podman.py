@@ -2,6 +2,7 @@
 ../shared/dropin-contract.md section 2, with private storage. podman passes
 pyoci no --root (its default root is used for every call) and runs kill and
 delete with no PATH and no HOME."""
+import json
 import os
 import re
 import shlex
@@ -209,6 +210,23 @@ def test_rlimit_refused_is_permission_denied(podman):
     assert p.returncode == 126, p.stderr
     assert "error setting rlimit type 7: operation not permitted" in p.stderr, p.stderr
     assert podman("ps", "-aq").stdout.split() == []
+
+
+def test_failed_create_leaves_one_json_error_line(podman):
+    # podman reads the whole oci-log of a failed create as ONE JSON object
+    p = podman(*podman.run_args("--name", "bad"), "/nonexistent")
+    assert p.returncode == 127, p.stderr
+    cid = podman.inspect("bad", "{{.Id}}")
+    logs = [os.path.join(dp, "oci-log") for dp, _, files in os.walk(podman.dir)
+            if "oci-log" in files and cid in dp]
+    assert len(logs) == 1, logs
+    lines = read(logs[0]).splitlines()
+    assert len(lines) == 1, lines
+    rec = json.loads(lines[0])
+    assert rec["level"] == "error"
+    assert rec["msg"].startswith("pyoci create failed: unable to start container process: ")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", rec["time"]), rec
+    assert podman("rm", "bad").returncode == 0
 
 
 def test_failing_command_without_json_log(host_guard):
