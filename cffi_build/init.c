@@ -84,6 +84,7 @@ struct plan {
     const char *listener_msg;   /* the container process state (JSON) */
     uint32_t listener_msg_len;
     int fifo_fd;
+    int fifo_dir_fd;     /* state dir, for a chroot without /proc; or -1 */
     uint32_t keep_fds;
     int have_umask;
     uint32_t umask_value;
@@ -189,6 +190,7 @@ static void parse(struct plan *p, const unsigned char *buf, size_t len)
     size_t off = 0;
     memset(p, 0, sizeof(*p));
     p->fifo_fd = -1;
+    p->fifo_dir_fd = -1;
     p->label_fd = -1;
     p->fork_report = -1;
     p->go_fd = -1;
@@ -227,7 +229,10 @@ static void parse(struct plan *p, const unsigned char *buf, size_t len)
             p->listener_msg = (const char *)d + 4;
             p->listener_msg_len = n - 4;
             break;
-        case 'f': p->fifo_fd = (int)u32(d); break;
+        case 'f':
+            p->fifo_fd = (int)u32(d);
+            p->fifo_dir_fd = n >= 8 ? (int)u32(d + 4) : -1;
+            break;
         case 'k': p->keep_fds = u32(d); break;
         case 'm': p->have_umask = 1; p->umask_value = u32(d); break;
         case 'l': p->label_fd = (int)u32(d); p->label = (const char *)d + 4; p->label_len = n - 4; break;
@@ -243,13 +248,16 @@ static void parse(struct plan *p, const unsigned char *buf, size_t len)
 }
 
 /* Returns the fifo's write end, kept open (close-on-exec) until execve. */
-static int wait_for_start(int fifo_fd)
+static int wait_for_start(int fifo_fd, int dir_fd)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/self/fd/%d", fifo_fd);
     /* Blocks until `pyoci start` opens the fifo for reading. */
     int fd;
     do fd = open(path, O_WRONLY | O_CLOEXEC); while (fd < 0 && errno == EINTR);
+    if (fd < 0 && errno == ENOENT && dir_fd >= 0)   /* no /proc in a plain chroot */
+        do fd = openat(dir_fd, "exec.fifo", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        while (fd < 0 && errno == EINTR);
     if (fd < 0)
         die("open exec fifo", errno);
     if (write(fd, "0", 1) != 1)
@@ -258,6 +266,8 @@ static int wait_for_start(int fifo_fd)
      * user's program was executed (or this process died), before it runs
      * the poststart hooks. */
     close(fifo_fd);
+    if (dir_fd >= 0)
+        close(dir_fd);
     return fd;
 }
 
@@ -432,7 +442,7 @@ int main(int argc, char **argv)
         fork_into_pidns(&p);
 
     if (p.fifo_fd >= 0)
-        started_fd = wait_for_start(p.fifo_fd);
+        started_fd = wait_for_start(p.fifo_fd, p.fifo_dir_fd);
 
     if (p.bpf && !p.nnp)
         load_seccomp(&p);

@@ -211,13 +211,14 @@ def build(setup, chan, to_child=None):
                               warn=setup.log.debug, settings=setup.settings,
                               setgroups=not in_userns or may_setgroups)
     fifo = final.move_above(setup.fifo_fd, keep)
-    plan.exec_fifo(fifo)
+    fifo_dir = final.move_above(setup.fifo_dir_fd, keep) if setup.fifo_dir_fd >= 0 else -1
+    plan.exec_fifo(fifo, fifo_dir)
     lsock = None
     if setup.seccomp_listener is not None:
         lsock = final.move_above(setup.seccomp_listener.detach(), keep)
         plan.seccomp_listener(lsock, setup.seccomp_state)
     plan_fd = final.move_above(plan.to_memfd(), keep)
-    final.close_all_but(keep, {fifo, plan_fd, setup.init_fd, chan.wfd, lsock, *plan.fds})
+    final.close_all_but(keep, {fifo, fifo_dir, plan_fd, setup.init_fd, chan.wfd, lsock, *plan.fds})
     chan.send({"ready": True})
     os.execve(setup.init_fd, ["pyoci-init", str(plan_fd)], {})
 

@@ -242,6 +242,9 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
     init_fd = executable.open_init()
     join_fds = namespaces.open_join_fds(ns_plan)
     fifo_fd = os.open(sdir.fifo, os.O_PATH | os.O_CLOEXEC)
+    fifo_dir_fd = -1
+    if "mount" not in ns_plan.new:
+        fifo_dir_fd = os.open(sdir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     console = None
     if config["process"].get("terminal"):
         from pyoci.linux import terminal
@@ -253,7 +256,7 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
     to_child, from_child = sync.Channel(), sync.Channel()
     setup = childmod.Setup(cid=sdir.id, config=config, bundle=bundle, rootfs=rootfs, ns=ns_plan,
                            cgroup_paths=cg.paths, hierarchies=hierarchies, init_fd=init_fd,
-                           fifo_fd=fifo_fd, console=console, opts=opts, log=ctx.log,
+                           fifo_fd=fifo_fd, fifo_dir_fd=fifo_dir_fd, console=console, opts=opts, log=ctx.log,
                            seccomp=seccomp, settings=settings, seccomp_listener=listener,
                            idmap_fds=idmap_fds, idmap_trees=idmap_trees,
                            create_hooks=_has_create_hooks(config))
@@ -264,7 +267,7 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
     try:
         to_child.close_read()
         from_child.close_write()
-        for fd in ([init_fd, fifo_fd] + [fd for _, fd in join_fds] + list(idmap_fds.values())
+        for fd in ([init_fd, fifo_fd] + ([fifo_dir_fd] if fifo_dir_fd >= 0 else []) + [fd for _, fd in join_fds] + list(idmap_fds.values())
                    + list(idmap_trees.values())):
             os.close(fd)
         if console is not None:

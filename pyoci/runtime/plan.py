@@ -43,8 +43,11 @@ class Plan:
         over the connected unix socket sock_fd (SCMP_ACT_NOTIFY)."""
         self._rec(b"L", struct.pack("=I", sock_fd) + state_json.encode())
 
-    def exec_fifo(self, fd):
-        self._rec(b"f", struct.pack("=I", fd))
+    def exec_fifo(self, fd, dir_fd=-1):
+        """fd: an O_PATH fd of the fifo, reopened through /proc/self/fd;
+        dir_fd: the state directory's O_PATH fd, for a container without
+        a mount namespace of its own, whose chroot has no /proc."""
+        self._rec(b"f", struct.pack("=Ii", fd, dir_fd))
 
     def keep_fds(self, n):
         """Close every fd >= n before execve."""

@@ -209,3 +209,32 @@ def test_ps_json_lists_host_pids(runtime, make_bundle):
     assert p.stdout.splitlines()[0].split()[:2] == ["UID", "PID"]
     assert str(pid) in p.stdout
     runtime.cmd("delete", "-f", "ps1", check=True)
+
+
+def test_no_namespaces_at_all_waits_and_starts(runtime, make_bundle):
+    """A config with no namespace of its own (runtime-tools linux_ns_itype):
+    the container is a plain chroot in the host's namespaces, with no /proc
+    of its own, and its init must still wait for `start` on the exec fifo
+    (reached through the state directory, not /proc/self/fd)."""
+    def changes(c):
+        c["linux"]["namespaces"] = []
+        c.pop("hostname", None)
+        c["mounts"] = []
+        c["linux"].pop("maskedPaths", None)
+        c["linux"].pop("readonlyPaths", None)
+        c["root"]["readonly"] = False
+    b = make_bundle(["sh", "-c", "echo started > /started"], changes)
+    runtime.cmd("create", "-b", b, "nons", check=True)
+    st = runtime.state("nons")
+    assert st["status"] == "created" and st["pid"] > 0
+    for ns in ("pid", "mnt", "net", "uts", "ipc", "cgroup"):
+        assert os.readlink("/proc/%d/ns/%s" % (st["pid"], ns)) == os.readlink("/proc/self/ns/" + ns)
+    assert not os.path.exists(os.path.join(b, "rootfs", "started"))
+    runtime.cmd("start", "nons", check=True)
+    for _ in range(500):
+        if runtime.state("nons")["status"] == "stopped":
+            break
+        time.sleep(0.01)
+    with open(os.path.join(b, "rootfs", "started")) as f:
+        assert f.read() == "started\n"
+    runtime.cmd("delete", "nons", check=True)
