@@ -328,11 +328,7 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
         if c2 is not None:
             Child(c2, 0).kill()
         else:
-            try:
-                os.kill(c1, 9)
-                os.waitpid(c1, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+            sync.kill_and_reap(c1)
         raise
     finally:
         to_child.close()

@@ -370,13 +370,8 @@ def _start(c1, cg, paused, chans):
         return pid
     except BaseException:
         for victim in (pid, c1):
-            if victim is None:
-                continue
-            try:
-                os.kill(victim, 9)
-                os.waitpid(victim, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+            if victim is not None:
+                sync.kill_and_reap(victim)
         raise
     finally:
         chans.close()

@@ -37,3 +37,12 @@ class Channel:
     def close(self):
         self.close_read()
         self.close_write()
+
+
+def kill_and_reap(pid):
+    """SIGKILL a child of ours and reap it; quietly done if it is gone."""
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass

@@ -241,8 +241,12 @@ def _rdma(res):
 # -- v1 ----------------------------------------------------------------------
 def _limit(v, field):
     """A byte limit: -1 = unlimited, else > 0."""
-    v = _int(v, field, -1)
-    return v
+    return _int(v, field, -1)
+
+
+def _ignore_kernel(mem, field, warn):
+    if mem.get("kernel") not in (None, 0, -1) and warn:
+        warn("%skernel is ignored: kernel memory limits are gone from Linux" % field)
 
 
 def plan_v1(res, warn=None):
@@ -251,9 +255,7 @@ def plan_v1(res, warn=None):
     mem = _d(res.get("memory"))
     if mem:
         f = R + ".memory."
-        if mem.get("kernel") not in (None, 0, -1):
-            if warn:
-                warn("%skernel is ignored: kernel memory limits are gone from Linux" % f)
+        _ignore_kernel(mem, f, warn)
         lim = mem.get("limit")
         swap = mem.get("swap")
         if _set(lim):
@@ -407,8 +409,7 @@ def plan_v2(res, warn=None):
     mem = _d(res.get("memory"))
     if mem:
         f = R + ".memory."
-        if mem.get("kernel") not in (None, 0, -1) and warn:
-            warn("%skernel is ignored: kernel memory limits are gone from Linux" % f)
+        _ignore_kernel(mem, f, warn)
         lim = mem.get("limit")
         if _set(lim):
             lim = _limit(lim, f + "limit")
