@@ -22,7 +22,8 @@
  *   9. seccomp, when no_new_privileges is on (as late as possible);
  *      with SCMP_ACT_NOTIFY rules, the filter is loaded with a listener whose
  *      fd goes, with the container process state, over the socket the
- *      runtime connected to listenerPath (see pyoci/linux/seccomp.py);
+ *      runtime connected to listenerPath (see pyoci/linux/seccomp.py),
+ *      with, for exec, the host pid of the forked process filled in;
  *  10. execve of the resolved program.
  *
  * Usage: pyoci-init PLAN_FD. PLAN_FD holds records: a one-byte tag, a
@@ -271,12 +272,29 @@ static int wait_for_start(int fifo_fd, int dir_fd)
     return fd;
 }
 
+/* exec: our host pid, which the state sent to the agent names with a 0x01
+ * byte (see PID_MARK in pyoci/linux/seccomp.py). */
+static pid_t host_pid;
+
 /* Hand the listener fd and the container process state to the seccomp
  * agent in one message (SCM_RIGHTS), as runc does. */
 static void send_listener(const struct plan *p, int listener)
 {
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    struct iovec iov = { .iov_base = (void *)p->listener_msg, .iov_len = p->listener_msg_len };
+    char cbuf[CMSG_SPACE(sizeof(int))], pid[16];
+    int pid_len = snprintf(pid, sizeof(pid), "%d", (int)host_pid);
+    char *text = malloc((size_t)p->listener_msg_len * (size_t)pid_len + 1);
+    size_t len = 0;
+    if (!text)
+        die("send seccomp listener fd to listenerPath", ENOMEM);
+    for (uint32_t i = 0; i < p->listener_msg_len; i++) {
+        if (p->listener_msg[i] == '\x01') {
+            memcpy(text + len, pid, (size_t)pid_len);
+            len += (size_t)pid_len;
+        } else {
+            text[len++] = p->listener_msg[i];
+        }
+    }
+    struct iovec iov = { .iov_base = text, .iov_len = len };
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
                           .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
     memset(cbuf, 0, sizeof(cbuf));
@@ -287,8 +305,9 @@ static void send_listener(const struct plan *p, int listener)
     memcpy(CMSG_DATA(c), &listener, sizeof(int));
     ssize_t n;
     do n = sendmsg(p->listener_sock, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)p->listener_msg_len)
+    if (n != (ssize_t)len)
         die("send seccomp listener fd to listenerPath", n < 0 ? errno : EIO);
+    free(text);
     close(listener);
     close(p->listener_sock);
 }
@@ -389,14 +408,26 @@ static void fork_into_pidns(struct plan *p)
     }
     if (p->go_fd >= 0 && p->go_before_fork)
         wait_go(p->go_fd);
+    /* the child's host pid, for the seccomp agent: only we learn it */
+    int pid_pipe[2] = { -1, -1 };
+    if (p->listener_sock >= 0 && pipe2(pid_pipe, O_CLOEXEC) < 0)
+        die("pipe", errno);
     pid_t pid = fork();
     if (pid < 0)
         die("fork", errno);
     if (pid > 0) {
         char buf[64];
         int n = snprintf(buf, sizeof(buf), "{\"pid\": %d}\n", (int)pid);
+        if (pid_pipe[1] >= 0)
+            (void)!write(pid_pipe[1], &pid, sizeof(pid));
         (void)!write(report_fd, buf, (size_t)n);
         _exit(0);
+    }
+    if (pid_pipe[0] >= 0) {
+        close(pid_pipe[1]);
+        if (read(pid_pipe[0], &host_pid, sizeof(host_pid)) != (ssize_t)sizeof(host_pid))
+            die("read the host pid", EIO);
+        close(pid_pipe[0]);
     }
     if (fcntl(report_fd, F_SETFD, FD_CLOEXEC) < 0)
         die("report fd", errno);

@@ -10,7 +10,9 @@ profile ~30 ms): compiled programs are cached under the state root,
 `<root>/@seccomp-cache/<sha256>.bpf` ('@' cannot start a container id),
 keyed by the section's content (less listenerPath and listenerMetadata,
 which do not change the program), the machine, the libseccomp library
-file and this module's own file. A hit costs a file read and no import.
+file and this module's own file. A hit costs a file read and no import
+(and a utime: the cache keeps the CACHE_KEEP entries used last, pruned by
+mtime whenever a new program is written).
 
 SCMP_ACT_NOTIFY (runc's protocol): the runtime connects to listenerPath at
 create, before anything is built (nobody listening is a create error), and
@@ -35,6 +37,7 @@ FLAGS = {
 }
 EPERM = 1
 CACHE_DIR = "@seccomp-cache"
+CACHE_KEEP = 64
 _NOT_IN_PROGRAM = ("listenerPath", "listenerMetadata", "flags")
 
 
@@ -179,6 +182,10 @@ def program(sc, root=None, warn=None):
             with open(path, "rb") as f:
                 data = f.read()
             if data and len(data) % 8 == 0:
+                try:
+                    os.utime(path)   # used now: among the last pruned
+                except OSError:
+                    pass
                 return data, flags(sc)
         except OSError:
             pass
@@ -189,10 +196,35 @@ def program(sc, root=None, warn=None):
 
             os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
             write_atomic(path, data, 0o600)
+            prune_cache(os.path.dirname(path))
         except OSError as e:
             if warn:
                 warn("seccomp cache: %s" % e)
     return data, fl
+
+
+def prune_cache(cache_dir, keep=CACHE_KEEP):
+    """Remove all but the `keep` newest programs (by mtime) of cache_dir,
+    and temporary files a crashed writer left (older than a minute)."""
+    import time
+
+    entries, stale, now = [], [], time.time()
+    for name in os.listdir(cache_dir):
+        p = os.path.join(cache_dir, name)
+        try:
+            mtime = os.stat(p).st_mtime
+        except FileNotFoundError:
+            continue   # another runtime pruned it
+        if name.endswith(".bpf"):
+            entries.append((mtime, p))
+        elif name.endswith(".tmp") and mtime < now - 60:
+            stale.append(p)
+    entries.sort(reverse=True)
+    for p in [p for _, p in entries[keep:]] + stale:
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
 
 
 # -- SCMP_ACT_NOTIFY ------------------------------------------------------------
@@ -222,16 +254,22 @@ def connect_listener(sc):
     return s
 
 
-def listener_state(sc, cid, pid, bundle, annotations):
+# In a state sent by `exec`, the process's host pid is known only to
+# pyoci-init once it forked: this byte stands for it, and pyoci-init writes
+# the pid there. JSON text never holds it raw (strings escape control
+# characters), so it cannot collide with listenerMetadata or annotations.
+PID_MARK = "\x01"
+
+
+def listener_state(sc, cid, pid, bundle, annotations, status="creating", init_pid=None):
     """The container process state sent with the listener fd (runc's
-    specs.ContainerProcessState)."""
+    specs.ContainerProcessState): "pid" is the process that loads the
+    filter (None: PID_MARK, filled in by pyoci-init), "state" the
+    container's, whose pid is its init (init_pid, or pid at create)."""
     from pyoci import SPEC_VERSION, jsonio
 
-    return jsonio.dumps({
-        "ociVersion": SPEC_VERSION,
-        "fds": ["seccompFd"],
-        "pid": pid,
-        "metadata": sc.get("listenerMetadata") or "",
-        "state": {"ociVersion": SPEC_VERSION, "id": cid, "status": "creating", "pid": pid,
-                  "bundle": bundle, "annotations": annotations or {}},
-    })
+    state = {"ociVersion": SPEC_VERSION, "id": cid, "status": status,
+             "pid": pid if init_pid is None else init_pid, "bundle": bundle, "annotations": annotations or {}}
+    return '{"ociVersion": %s, "fds": ["seccompFd"], "pid": %s, "metadata": %s, "state": %s}' % (
+        jsonio.dumps(SPEC_VERSION), PID_MARK if pid is None else "%d" % pid,
+        jsonio.dumps(sc.get("listenerMetadata") or ""), jsonio.dumps(state))

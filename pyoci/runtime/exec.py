@@ -22,7 +22,12 @@ Processes (P = this command):
       (without --detach; P is then a subreaper) or to the caller's subreaper
       (containerd's shim, conmon). C2 sets user, groups, capabilities, NNP,
       LSM label and seccomp, reports any error on the report pipe, and
-      executes the program; the pipe closes at that execve.
+      executes the program; the pipe closes at that execve. With
+      SCMP_ACT_NOTIFY rules, P connected to listenerPath before forking C1
+      (nobody listening: an exec error), and C2 sends the listener fd of
+      the filter it loads there, with the container process state whose
+      "pid" is C2's host pid (runc's ContainerProcessState; status
+      "running", state.pid the container's init).
   P   writes the pid file once the program runs, and returns (--detach) or
       waits for C2, relaying signals (and the pty with -t and no console
       socket), and exits with its status.
@@ -240,7 +245,7 @@ def exec_process(ctx, cid, opts):
         raise PyociError("cannot allocate tty if pyoci will detach without setting console socket")
     if opts.console_socket and not proc.get("terminal"):
         raise PyociError("cannot use console socket if pyoci will not detach or allocate tty")
-    seccomp = None
+    seccomp = sc = None
     if c.state.get("seccomp") is not None:
         from pyoci.linux import seccomp as sc
 
@@ -256,10 +261,18 @@ def exec_process(ctx, cid, opts):
     lsys._load()
     ns_fds, root_fd = open_container(c.pid)
     to_close = [fd for _, fd in ns_fds] + [root_fd]
-    console = None
+    console = listener = None
     try:
         if not alive(c.pid, c.state.get("start_time")):
             raise PyociError("container not running")
+        if sc is not None:
+            # SCMP_ACT_NOTIFY: the process gets a listener of its own, sent
+            # to the agent by pyoci-init with the state (its pid filled in)
+            listener = sc.connect_listener(c.state["seccomp"])
+            if listener is not None:
+                listener = (listener, sc.listener_state(
+                    c.state["seccomp"], cid, None, c.state.get("bundle"), c.state.get("annotations"),
+                    status="running", init_pid=c.pid))
         init_fd = executable.open_init()
         to_close.append(init_fd)
         peer = None
@@ -281,7 +294,7 @@ def exec_process(ctx, cid, opts):
         setup = _Setup(cid=cid, proc=proc, ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd,
                        console=console, seccomp=seccomp, preserve_fds=opts.preserve_fds or 0,
                        keyring=not c.state.get("no_new_keyring"), log=ctx.log, hook=None, late=paused,
-                       settings=settings, setgroups=setgroups, relay=relay)
+                       settings=settings, setgroups=setgroups, relay=relay, listener=listener)
         c1 = os.fork()
         if c1 == 0:
             _stage1(setup, chans)   # never returns
@@ -290,6 +303,8 @@ def exec_process(ctx, cid, opts):
             os.close(fd)
         if console is not None:
             console.close()
+        if listener is not None:
+            listener[0].close()
     pid = _start(c1, cg, paused, chans)
     if opts.pid_file:
         from pyoci.runtime.state import write_atomic
@@ -539,6 +554,11 @@ def _build(setup, chans):
                                   settings=setup.settings, setgroups=setup.setgroups, session=False)
         if proc.get("terminal"):
             plan.controlling_terminal()
+        if setup.listener is not None:
+            sock, state = setup.listener
+            lsock = final.move_above(sock.detach(), keep)
+            plan.seccomp_listener(lsock, state)
+            plan.fds.append(lsock)
     report = final.move_above(chans.report.wfd, keep)
     go = final.move_above(chans.go.rfd, keep)
     plan.fork_report(report)

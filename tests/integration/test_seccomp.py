@@ -154,38 +154,51 @@ NOTIF_SEND = 0xC0182101
 
 
 class Agent(threading.Thread):
-    """Receives the listener fd and the state, answers one notification."""
+    """Receives the listener fd and the state from `conns` connections, and
+    answers one notification on the last one (the others' fds are closed:
+    their notified calls fail with ENOSYS). Then stops listening."""
 
-    def __init__(self, path, errno_ret):
+    def __init__(self, path, errno_ret, conns=1):
         super().__init__(daemon=True)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         self.sock.listen(1)
         self.sock.settimeout(30)
         self.errno_ret = errno_ret
-        self.state = self.syscall_nr = self.error = None
+        self.conns = conns
+        self.states = []
+        self.state = self.syscall_nr = self.error = self.task = None
 
     def run(self):
         try:
-            conn, _ = self.sock.accept()
-            fds = array.array("i")
-            msg, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4))
-            for level, typ, data in anc:
-                if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                    fds.frombytes(data[:4])
-            self.state = json.loads(msg)
-            conn.close()
-            lfd = fds[0]
-            req = bytearray(80)
-            fcntl.ioctl(lfd, NOTIF_RECV, req)
-            nid, pid, _flags, nr = struct.unpack_from("=QIIi", req)
-            self.syscall_nr = nr
-            fcntl.ioctl(lfd, NOTIF_SEND, bytearray(struct.pack("=QqiI", nid, 0, -self.errno_ret, 0)))
-            os.close(lfd)
+            for i in range(self.conns):
+                conn, _ = self.sock.accept()
+                fds = array.array("i")
+                msg, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4))
+                for level, typ, data in anc:
+                    if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                        fds.frombytes(data[:4])
+                self.state = json.loads(msg)
+                self.states.append(self.state)
+                conn.close()
+                lfd = fds[0]
+                if i == self.conns - 1:
+                    self._answer(lfd)
+                os.close(lfd)
         except Exception as e:  # reported by the test
             self.error = e
         finally:
             self.sock.close()
+
+    def _answer(self, lfd):
+        req = bytearray(80)
+        fcntl.ioctl(lfd, NOTIF_RECV, req)
+        nid, pid, _flags, nr = struct.unpack_from("=QIIi", req)
+        self.syscall_nr = nr
+        # the calling task (host pid) and its parent, while it waits
+        with open("/proc/%d/stat" % pid) as f:
+            self.task = (pid, int(f.read().rsplit(")", 1)[1].split()[1]))
+        fcntl.ioctl(lfd, NOTIF_SEND, bytearray(struct.pack("=QqiI", nid, 0, -self.errno_ret, 0)))
 
 
 def test_notify_agent_gets_fd_and_answers(runtime, make_bundle, tmp_path):
@@ -220,3 +233,49 @@ def test_notify_agent_gets_fd_and_answers(runtime, make_bundle, tmp_path):
         import time
         time.sleep(0.02)
     runtime.cmd("delete", "n1", check=True)
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_notify_exec_sends_its_own_listener(runtime, make_bundle, tmp_path, nnp):
+    """exec sends the listener of the filter its process loads, with the
+    state (its host pid, status running, the init's pid); the agent answers
+    the process's notified mkdir. With nobody listening, exec fails."""
+    path = str(tmp_path / "agent.sock")
+    agent = Agent(path, 28, conns=2)   # the init's listener, then exec's
+    agent.start()
+    sc = _sc([{"names": MKDIR, "action": "SCMP_ACT_NOTIFY"}], listenerPath=path, listenerMetadata="meta2")
+
+    def ch(c):
+        c["linux"]["seccomp"] = sc
+        c["process"]["noNewPrivileges"] = nnp
+        c["root"]["readonly"] = False
+    b = make_bundle(["sleep", "100"], ch)
+    runtime.cmd("run", "-d", "-b", b, "n2", check=True)
+    init = runtime.state("n2")["pid"]
+    pid_file = str(tmp_path / "exec.pid")
+    p = runtime.cmd("exec", "--pid-file", pid_file, "n2", "sh", "-c",
+                    "mkdir /d1 2>&1; echo rc=$?; test -e /d1 || echo absent")
+    assert p.returncode == 0, p.stderr
+    assert "No space left on device" in p.stdout and "rc=1" in p.stdout and "absent" in p.stdout, p.stdout
+    agent.join(30)
+    assert agent.error is None, agent.error
+    with open(pid_file) as f:
+        pid = int(f.read())
+    first, st = agent.states
+    assert first["pid"] == init and first["state"]["status"] == "creating"
+    assert st["fds"] == ["seccompFd"] and st["metadata"] == "meta2" and st["pid"] == pid != init
+    assert st["state"] == {"ociVersion": first["state"]["ociVersion"], "id": "n2", "status": "running",
+                           "pid": init, "bundle": b, "annotations": {}}
+    assert agent.syscall_nr in (83, 258)   # mkdir, mkdirat on x86_64
+    assert pid in agent.task               # the exec'd shell, or the mkdir it forked
+    # the agent is gone: exec fails, naming the field, and starts nothing
+    p = runtime.cmd("exec", "n2", "sh", "-c", "touch /ran")
+    assert p.returncode == 255 and "linux.seccomp.listenerPath" in p.stderr, (p.returncode, p.stderr)
+    assert not os.path.exists("/proc/%d/root/ran" % init)
+    runtime.cmd("kill", "n2", "KILL", check=True)
+    for _ in range(200):
+        if runtime.state("n2")["status"] == "stopped":
+            break
+        import time
+        time.sleep(0.02)
+    runtime.cmd("delete", "n2", check=True)

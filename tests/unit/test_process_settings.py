@@ -67,3 +67,56 @@ def test_capabilities_unknown_to_the_kernel_are_skipped(monkeypatch):
     sets = capabilities.from_config({"permitted": ["CAP_KILL"], "inheritable": ["CAP_KILL", "CAP_CHOWN"],
                                      "ambient": ["CAP_KILL", "CAP_CHOWN"]})
     assert sets[4] == 1 << 5
+
+
+def _entries(d, n, t0=1_000_000):
+    import os
+
+    for i in range(n):
+        p = d / ("%064x.bpf" % i)
+        p.write_bytes(b"\0" * 8)
+        os.utime(p, (t0 + i, t0 + i))
+
+
+def test_seccomp_cache_keeps_the_newest(tmp_path):
+    import os
+
+    _entries(tmp_path, seccomp.CACHE_KEEP + 6)
+    (tmp_path / "a.bpf.1.tmp").write_bytes(b"")          # being written
+    (tmp_path / "b.bpf.2.tmp").write_bytes(b"")          # left by a crash
+    os.utime(tmp_path / "b.bpf.2.tmp", (1, 1))
+    seccomp.prune_cache(str(tmp_path))
+    left = sorted(os.listdir(tmp_path))
+    assert left == ["%064x.bpf" % i for i in range(6, seccomp.CACHE_KEEP + 6)] + ["a.bpf.1.tmp"]
+
+
+def test_seccomp_cache_pruned_when_a_program_is_written(tmp_path, monkeypatch):
+    import os
+
+    cache = tmp_path / seccomp.CACHE_DIR
+    cache.mkdir()
+    _entries(cache, seccomp.CACHE_KEEP)
+    compiled = []
+    monkeypatch.setattr(seccomp, "compile", lambda sc, warn=None: compiled.append(1) or (b"\1" * 8, 0))
+    monkeypatch.setattr(seccomp, "cache_key", lambda sc: "%064x" % 0)
+    # a hit: no compile, and the entry becomes the newest
+    assert seccomp.program({}, root=str(tmp_path)) == (b"\0" * 8, 0) and not compiled
+    monkeypatch.setattr(seccomp, "cache_key", lambda sc: "f" * 64)
+    assert seccomp.program({}, root=str(tmp_path)) == (b"\1" * 8, 0) and compiled
+    left = set(os.listdir(cache))
+    assert len(left) == seccomp.CACHE_KEEP and "f" * 64 + ".bpf" in left
+    assert "%064x.bpf" % 0 in left and "%064x.bpf" % 1 not in left   # the oldest went
+
+
+def test_seccomp_listener_state_pid_mark():
+    import json
+
+    sc = {"listenerMetadata": "m\x01\"x"}
+    text = seccomp.listener_state(sc, "c1", None, "/b", {"k": "\x01"}, status="running", init_pid=7)
+    assert text.count(seccomp.PID_MARK) == 1
+    st = json.loads(text.replace(seccomp.PID_MARK, "1234"))
+    assert st["pid"] == 1234 and st["metadata"] == "m\x01\"x" and st["fds"] == ["seccompFd"]
+    assert st["state"] == {"ociVersion": st["ociVersion"], "id": "c1", "status": "running", "pid": 7,
+                           "bundle": "/b", "annotations": {"k": "\x01"}}
+    st = json.loads(seccomp.listener_state(sc, "c1", 9, "/b", None))
+    assert st["pid"] == st["state"]["pid"] == 9 and st["state"]["status"] == "creating"
