@@ -62,6 +62,27 @@ def _unmounted_v1_hierarchies():
     return [c for c in listed if not set(c.split(",")) & mounted]
 
 
+def remove_empty_cgroups(prefix):
+    """rmdir, deepest first, the empty cgroups whose top directory (under a
+    hierarchy's root) starts with prefix: the parents an engine made for its
+    namespace or --cgroup-parent (a runtime's delete removes only the
+    container's own cgroup, as runc's does)."""
+    base = "/sys/fs/cgroup"
+    for ctrl in os.listdir(base):
+        h = os.path.join(base, ctrl)
+        if os.path.islink(h) or not os.path.isdir(h):
+            continue
+        for name in os.listdir(h):
+            top = os.path.join(h, name)
+            if not name.startswith(prefix) or not os.path.isdir(top):
+                continue
+            for dirpath, _, _ in sorted(os.walk(top), key=lambda t: -t[0].count("/")):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
+
+
 def pids_with_cmdline(needle):
     out = []
     for name in os.listdir("/proc"):
@@ -198,6 +219,7 @@ class Containerd:
                 pass
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+        remove_empty_cgroups(self.namespace)
         # containerd 1.6 keeps some paths fixed whatever its config says: the
         # runc shim's --root (/run/containerd/runc/NAMESPACE), shim sockets
         # (/run/containerd/s) and ctr's fifos (/run/containerd/fifo). Remove
@@ -299,3 +321,5 @@ class Podman:
     def cleanup(self):
         self.remove_all()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.cgroup_parent:
+            remove_empty_cgroups(self.cgroup_parent.strip("/"))

@@ -55,20 +55,7 @@ def _zombie(pid):
 
 def remove_tag_cgroups():
     """rmdir the empty cgroups named after this session's TAG (deepest first)."""
-    base = "/sys/fs/cgroup"
-    for ctrl in os.listdir(base):
-        h = os.path.join(base, ctrl)
-        if os.path.islink(h) or not os.path.isdir(h):
-            continue
-        for name in os.listdir(h):
-            top = os.path.join(h, name)
-            if not name.startswith(TAG) or not os.path.isdir(top):
-                continue
-            for dirpath, _, _ in sorted(os.walk(top), key=lambda t: -t[0].count("/")):
-                try:
-                    os.rmdir(dirpath)
-                except OSError:
-                    pass
+    engines.remove_empty_cgroups(TAG)
 
 
 def cgroup_of(pid):
