@@ -296,9 +296,12 @@ def test_disabled_oom_killer_waits_and_events_reports_oom(runtime, make_bundle):
     res = {"memory": {"limit": 16 << 20, "swap": 16 << 20, "disableOOMKiller": True}}
     # the allocation waits for /tmp/go, made once `events` has taken its
     # baseline (its first stats line): events reports rises of the counter
+    # (awk fills a 64 MiB string in user space: its page faults wait under
+    # OOM, where a charge inside a syscall such as dd's read() would fail)
     pid = start_sleeping(runtime, make_bundle, "ev3", res,
                          args=("sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.05; done; "
-                               "dd if=/dev/zero of=/dev/null bs=64M count=1; echo done"))
+                               "/bin/busybox awk 'BEGIN { s = sprintf(\"%67108864s\", \"x\"); "
+                               "print length(s) }'; echo done"))
     m = cg_dir(pid, "memory")
     assert "oom_kill_disable 1" in read(m, "memory.oom_control")
     p = subprocess.Popen([PYOCI, "--root", runtime.root, "events", "--interval", "10s", "ev3"],
