@@ -60,12 +60,9 @@ def remove_tag_cgroups():
 
 def cgroup_of(pid):
     """{controllers: path} from /proc/PID/cgroup."""
-    out = {}
-    with open("/proc/%d/cgroup" % pid) as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            out[ctrls] = path
-    return out
+    from pyoci.linux.cgroups import own_cgroups
+
+    return own_cgroups(pid)
 
 
 def mounted_v1(ctrl):
