@@ -174,6 +174,24 @@ class Runtime:
             return []
 
 
+def subtree_controls():
+    """cgroup.subtree_control of every cgroup2 mount's root directory: the
+    host-global cgroup state a runtime must not change on its own (on a
+    hybrid host a controller enabled there can no longer be mounted on v1)."""
+    out = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.startswith("cgroup2 ") and left.split()[3] == "/":
+                path = os.path.join(left.split()[4], "cgroup.subtree_control")
+                try:
+                    with open(path) as c:
+                        out[path] = c.read().split()
+                except OSError:
+                    pass
+    return out
+
+
 @pytest.fixture
 def host_guard(tmp_path, tmp_path_factory):
     if os.geteuid() != 0:
@@ -181,6 +199,7 @@ def host_guard(tmp_path, tmp_path_factory):
     reap()
     base = str(tmp_path_factory.getbasetemp())
     before_mounts, before_cgroups = mounts(base), cgroup_dirs()
+    before_controls = subtree_controls()
     before_children = {p for p, _ in our_children()}
     yield
     reap()
@@ -205,6 +224,9 @@ def host_guard(tmp_path, tmp_path_factory):
                 os.rmdir(d)
             except OSError:
                 pass
+    controls = subtree_controls()
+    if controls != before_controls:
+        problems.append("cgroup2 root cgroup.subtree_control changed: %r -> %r" % (before_controls, controls))
     assert not problems, "the test left the host changed: " + "; ".join(problems)
 
 
@@ -216,6 +238,19 @@ def runtime(tmp_path, host_guard):
     for cid in left:
         rt.cmd("delete", "--force", cid)
     assert not left, "containers left in the state dir: %r" % left
+
+
+@pytest.fixture
+def named_netns(tmp_path, host_guard):
+    """A persistent network namespace bound onto a file of the test's own
+    (util-linux `unshare --net=FILE`), removed after the test and before
+    the guard looks. Not `ip netns add`: the first one on a machine makes
+    /run/netns a mount of its own, which stays (host-global state)."""
+    path = str(tmp_path / "netns")
+    open(path, "w").close()
+    subprocess.run(["unshare", "--net=" + path, "true"], check=True)
+    yield path
+    subprocess.run(["umount", path], check=False)
 
 
 @pytest.fixture

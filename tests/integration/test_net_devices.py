@@ -88,22 +88,20 @@ def test_host_loses_it_while_running_and_gets_it_back_on_delete(runtime, make_bu
     assert link_info(a) is not None
 
 
-def test_joined_namespace(runtime, make_bundle, veth):
+def test_joined_namespace(runtime, make_bundle, veth, named_netns):
     a, _ = veth
-    ns = "pt%sns" % SUFFIX
-    ip("netns", "add", ns)
-    try:
-        def changes(c):
-            c["linux"]["netDevices"] = {a: {"name": "ptj0"}}
-            for n in c["linux"]["namespaces"]:
-                if n["type"] == "network":
-                    n["path"] = "/var/run/netns/" + ns
-        b = make_bundle(["ip", "-o", "link", "show", "ptj0"], changes)
-        p = runtime.cmd("run", "-b", b, "nd3")
-        assert p.returncode == 0 and "ptj0" in p.stdout, p.stderr
-        assert "ptj0" not in ip("netns", "exec", ns, "ip", "-o", "link")
-    finally:
-        ip("netns", "del", ns, check=False)
+
+    def changes(c):
+        c["linux"]["netDevices"] = {a: {"name": "ptj0"}}
+        for n in c["linux"]["namespaces"]:
+            if n["type"] == "network":
+                n["path"] = named_netns
+    b = make_bundle(["ip", "-o", "link", "show", "ptj0"], changes)
+    p = runtime.cmd("run", "-b", b, "nd3")
+    assert p.returncode == 0 and "ptj0" in p.stdout, p.stderr
+    inside = subprocess.run(["nsenter", "--net=" + named_netns, "ip", "-o", "link"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "ptj0" not in inside
 
 
 def test_dummy_interface(runtime, make_bundle):

@@ -246,25 +246,18 @@ def test_idmapped_mount_in_a_user_namespace(runtime, ubundle, open_dir):
         assert f.read() == "x\ny\n"
 
 
-def test_joined_network_namespace_gets_the_hosts_sys(runtime, ubundle):
+def test_joined_network_namespace_gets_the_hosts_sys(runtime, ubundle, named_netns):
     """A joined network namespace is not owned by the new user namespace, so
     no sysfs can be mounted for it: /sys is the host's, read-only."""
-    import subprocess
-
-    name = "pt%dus" % (os.getpid() % 100000)
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        def join(c):
-            c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
-            c["linux"]["namespaces"].append({"type": "network", "path": "/run/netns/" + name})
-        out = run(runtime, ubundle(["sh", "-c", "grep ' /sys ' /proc/self/mounts; readlink /proc/self/ns/net; "
-                                    "touch /sys/x 2>&1; true"], join))
-        lines = out.splitlines()
-        assert lines[0].split()[3].split(",")[0] == "ro"
-        assert lines[1] == "net:[%d]" % os.stat("/run/netns/" + name).st_ino
-        assert "Read-only file system" in lines[2]
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=True)
+    def join(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+        c["linux"]["namespaces"].append({"type": "network", "path": named_netns})
+    out = run(runtime, ubundle(["sh", "-c", "grep ' /sys ' /proc/self/mounts; readlink /proc/self/ns/net; "
+                                "touch /sys/x 2>&1; true"], join))
+    lines = out.splitlines()
+    assert lines[0].split()[3].split(",")[0] == "ro"
+    assert lines[1] == "net:[%d]" % os.stat(named_netns).st_ino
+    assert "Read-only file system" in lines[2]
 
 
 def test_unreachable_bind_source_is_a_clear_error(runtime, ubundle, open_dir):

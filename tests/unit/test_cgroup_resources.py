@@ -219,11 +219,45 @@ def test_v2_create_enables_the_parents_controllers(tmp_path, monkeypatch):
     (parent / "cgroup.subtree_control").write_text("cpu\n")
     writes = []
     monkeypatch.setattr(cgroups, "_write_file", lambda path, v: writes.append((str(path), v)))
+    monkeypatch.setattr(cgroups, "controllers_on_v1", lambda: False)
     cg = cgroups.Cgroup({"": str(parent / "a" / "b")})
     cg.create()
     assert cg.created == [str(parent / "a"), str(parent / "a" / "b")]
     # the existing parent gets the missing ones; the new "a" lists none here (a plain directory)
     assert writes == [(str(parent / "cgroup.subtree_control"), "+memory +pids")]
+    assert cgroups.Cgroup.from_state(cg.to_state()).enabled == [[str(parent), ["memory", "pids"]]]
+    # delete disables them again once nothing else is below the parent
+    writes.clear()
+    cg.destroy()
+    assert writes == [(str(parent / "cgroup.subtree_control"), "-pids -memory")]
+
+
+def test_v2_delete_keeps_controllers_another_cgroup_uses(tmp_path, monkeypatch):
+    parent = tmp_path / "p"
+    (parent / "other").mkdir(parents=True)
+    writes = []
+    monkeypatch.setattr(cgroups, "_write_file", lambda path, v: writes.append((str(path), v)))
+    cg = cgroups.Cgroup({"": str(parent / "a")}, created=[str(parent / "a")],
+                        enabled=[[str(parent), ["memory"]]])
+    (parent / "a").mkdir()
+    cg.destroy()
+    assert writes == [] and not (parent / "a").exists()
+
+
+def test_hybrid_host_does_not_enable_cgroup2_controllers(tmp_path, monkeypatch):
+    """A mount namespace that shows only cgroup2 on a hybrid host (v1
+    hierarchies in /proc/self/cgroup): enabling hugetlb in the cgroup2 root
+    would keep it from being mounted on v1 by anyone, ever."""
+    parent = tmp_path / "p"
+    parent.mkdir()
+    (parent / "cgroup.controllers").write_text("hugetlb\n")
+    (parent / "cgroup.subtree_control").write_text("")
+    writes = []
+    monkeypatch.setattr(cgroups, "_write_file", lambda path, v: writes.append(path))
+    monkeypatch.setattr(cgroups, "own_cgroups", lambda pid="self": {"": "/", "memory": "/", "name=systemd": "/"})
+    cg = cgroups.Cgroup({"": str(parent / "a")})
+    cg.create()
+    assert writes == [] and cg.enabled == []
 
 
 def test_v1_host_does_not_touch_subtree_control(tmp_path, monkeypatch):

@@ -83,22 +83,27 @@ def is_systemd_path(p):
 class Cgroup:
     """The container's cgroup: a directory per hierarchy."""
 
-    def __init__(self, paths, created=(), resources=None):
+    def __init__(self, paths, created=(), resources=None, enabled=()):
         self.paths = paths          # {key: absolute directory}
         self.created = list(created)  # directories create made, in order
         self.resources = resources  # linux.resources as applied (create, then update)
+        # [directory, [controllers]]: what create enabled in the
+        # cgroup.subtree_control of a cgroup2 directory it did not make
+        self.enabled = [list(e) for e in enabled]
 
     def to_state(self):
         d = {"paths": self.paths, "created": self.created}
         if self.resources:
             d["resources"] = self.resources
+        if self.enabled:
+            d["enabled"] = self.enabled
         return d
 
     @classmethod
     def from_state(cls, d):
         if not d:
             return cls({}, [])
-        return cls(d.get("paths") or {}, d.get("created") or [], d.get("resources"))
+        return cls(d.get("paths") or {}, d.get("created") or [], d.get("resources"), d.get("enabled") or ())
 
     # -- placement -----------------------------------------------------
     @classmethod
@@ -126,7 +131,13 @@ class Cgroup:
         return cls(paths)
 
     def create(self):
-        unified = self.version() == 2
+        # Controllers are enabled in cgroup2 only where they live there: on
+        # a unified host. On a hybrid host the cgroup2 root offers what v1
+        # does not use (hugetlb here, even when no v1 hierarchy mounts it);
+        # enabling one there would keep it from ever being mounted on v1,
+        # and pyoci applies resources on v1 there anyway. /proc/self/cgroup
+        # tells, even in a mount namespace that hides the v1 mounts.
+        unified = self.version() == 2 and not controllers_on_v1()
         for key, d in self.paths.items():
             missing = []
             p = d
@@ -144,7 +155,10 @@ class Cgroup:
                 if "cpuset" in key.split(","):
                     _init_cpuset(m)
                 elif key == "" and unified:
-                    _enable_controllers(os.path.dirname(m))
+                    parent = os.path.dirname(m)
+                    added = _enable_controllers(parent)
+                    if added and parent not in self.created:
+                        self.enabled.append([parent, added])
 
     def join(self, pid):
         for key, d in self.paths.items():
@@ -385,6 +399,21 @@ class Cgroup:
                         time.sleep(0.005)
                         continue
                     raise PyociError("remove cgroup %s: %s" % (d, e.strerror))
+        self._undo_enabled()
+
+    def _undo_enabled(self):
+        """Disable in cgroup.subtree_control what create enabled, in each
+        directory that no other cgroup uses now (it has no children left):
+        the host's cgroup2 tree is left as create found it."""
+        for parent, ctrls in reversed(self.enabled):
+            if _has_subdirs(parent):
+                continue
+            try:
+                _write_file(os.path.join(parent, "cgroup.subtree_control"),
+                            " ".join("-" + c for c in reversed(ctrls)))
+            except OSError:
+                pass
+        self.enabled = []
 
     @staticmethod
     def _kill_remaining(d):
@@ -428,24 +457,32 @@ def _has_subdirs(d):
         return False
 
 
+def controllers_on_v1():
+    """True where resource controllers are bound to v1 hierarchies (a
+    legacy or hybrid host), mounted in this mount namespace or not."""
+    return any(k and not k.startswith("name=") for k in own_cgroups())
+
+
 def _enable_controllers(parent):
     """cgroup v2: a child gets a controller's files only when its parent
     lists the controller in cgroup.subtree_control; enable all the parent
-    has (as runc does). A parent that cannot (it holds processes) is left
-    as it is: a resource that then finds no file is an error naming it."""
+    has (as runc does). Returns the ones this enabled. A parent that cannot
+    (it holds processes) is left as it is: a resource that then finds no
+    file is an error naming it."""
     try:
         with open(os.path.join(parent, "cgroup.controllers")) as f:
             ctrls = f.read().split()
         with open(os.path.join(parent, "cgroup.subtree_control")) as f:
             have = set(f.read().split())
     except OSError:
-        return
+        return []
     want = [c for c in ctrls if c not in have]
     if want:
         try:
             _write_file(os.path.join(parent, "cgroup.subtree_control"), " ".join("+" + c for c in want))
         except OSError:
-            pass
+            return []
+    return want
 
 
 def _init_cpuset(d):
