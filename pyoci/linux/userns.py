@@ -272,7 +272,7 @@ def rootless_cgroup(cg, config, warn, hierarchies):
                           "delegated cgroup it may write (%s is not writable)" % blocked[0])
     warn("rootless: no cgroup this user may write (%s): the container stays in the caller's cgroup "
          "and linux.resources are not applied" % blocked[0])
-    return Cgroup({})
+    return type(cg)({})
 
 
 def idmapped_trees(config, bundle, idmap_fds):

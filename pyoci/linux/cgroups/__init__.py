@@ -1,5 +1,7 @@
-"""Control groups: the host's layout, the container's cgroup, joining it,
-freezing it, and removing what create made.
+"""Control groups: the host's layout, and the container's cgroup behind one
+interface (`Cgroup`) with a driver chosen once: cgroupfs on v1 (legacy and
+hybrid hosts: resources on the v1 hierarchies; v1.py), cgroupfs on the
+unified hierarchy (v2.py), or a transient systemd unit (systemd.py).
 
 The layout is read from /proc/self/mountinfo and /proc/self/cgroup, so v1,
 v2 (unified) and hybrid hosts (v1 controllers plus a cgroup2 mount, as on
@@ -24,6 +26,14 @@ class Hierarchy:
         self.controllers = controllers
         self.key = key                # "cpu,cpuacct", "name=systemd", "" for v2
         self.own = own                # this process's cgroup in the hierarchy
+
+    def directory(self, rel):
+        """The directory of hierarchy path rel under this mount (the mount
+        shows the hierarchy from self.root downwards)."""
+        rel = os.path.normpath(rel)
+        if self.root != "/" and (rel == self.root or rel.startswith(self.root + "/")):
+            rel = rel[len(self.root):] or "/"
+        return os.path.normpath(self.mountpoint + "/" + rel)
 
     @property
     def mount_data(self):
@@ -80,8 +90,53 @@ def is_systemd_path(p):
     return p.count(":") == 2 and not p.startswith("/")
 
 
+# -- drivers ---------------------------------------------------------------
+# A driver is chosen once, when the container is planned (create) or its
+# state is loaded; the rest of pyoci speaks to the Cgroup interface only
+# (as youki's libcgroups and crun's cgroup.c). The name is recorded in the
+# state document.
+DRIVERS = {
+    "v1": ("pyoci.linux.cgroups.v1", "V1"),            # cgroupfs, controllers on v1 (legacy, hybrid)
+    "v2": ("pyoci.linux.cgroups.v2", "V2"),            # cgroupfs, unified hierarchy
+}
+
+
+def driver_class(name):
+    try:
+        mod, cls = DRIVERS[name]
+    except (KeyError, TypeError):
+        raise PyociError("the container's state names the cgroup driver %r, which this pyoci does not "
+                         "have (made by another version?): known drivers are %s"
+                         % (name, ", ".join(sorted(DRIVERS))))
+    import importlib
+
+    return getattr(importlib.import_module(mod), cls)
+
+
+def fs_driver(paths):
+    """The cgroupfs driver for these directories: v1 when a v1 resource
+    controller is among them (legacy and hybrid hosts, as runc decides)."""
+    return driver_class("v1" if any(k and not k.startswith("name=") for k in paths) else "v2")
+
+
 class Cgroup:
-    """The container's cgroup: a directory per hierarchy."""
+    """The container's cgroup, behind one interface for every driver: a
+    directory per hierarchy (`paths`, {key: absolute directory}; key "" is
+    cgroup2), what create made, and the resources as applied.
+
+    `Cgroup(paths, ...)` gives the cgroupfs driver for those directories;
+    `Cgroup.plan` chooses the driver for a new container, `Cgroup.from_state`
+    the one a container was made with. This base class holds the cgroupfs
+    mechanics every driver shares (directories, cgroup.procs, the freezer,
+    cgroup.kill, removal); a driver adds what differs."""
+
+    driver = None     # the name in the state document (DRIVERS)
+    _version = None
+
+    def __new__(cls, *args, **kw):
+        if cls is Cgroup:
+            cls = fs_driver(args[0] if args else kw.get("paths") or {})
+        return super().__new__(cls)
 
     def __init__(self, paths, created=(), resources=None, enabled=()):
         self.paths = paths          # {key: absolute directory}
@@ -91,8 +146,9 @@ class Cgroup:
         # cgroup.subtree_control of a cgroup2 directory it did not make
         self.enabled = [list(e) for e in enabled]
 
+    # -- the state document ----------------------------------------------
     def to_state(self):
-        d = {"paths": self.paths, "created": self.created}
+        d = {"driver": self.driver, "paths": self.paths, "created": self.created}
         if self.resources:
             d["resources"] = self.resources
         if self.enabled:
@@ -101,14 +157,30 @@ class Cgroup:
 
     @classmethod
     def from_state(cls, d):
+        """The container's Cgroup from its state document, with the driver it
+        was made with. A document without "driver" comes from a pyoci before
+        drivers: cgroupfs, v1 or v2 by its directories (as then decided)."""
         if not d:
-            return cls({}, [])
-        return cls(d.get("paths") or {}, d.get("created") or [], d.get("resources"), d.get("enabled") or ())
+            return fs_driver({})({})
+        if not isinstance(d, dict):
+            raise PyociError("the container's state has a malformed cgroup section (%s, not an object)"
+                             % type(d).__name__)
+        paths = d.get("paths") or {}
+        if not isinstance(paths, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                  for k, v in paths.items()):
+            raise PyociError("the container's state has a malformed cgroup section: paths %r" % (paths,))
+        k = fs_driver(paths) if "driver" not in d else driver_class(d["driver"])
+        return k._load(d, paths)
+
+    @classmethod
+    def _load(cls, d, paths):
+        return cls(paths, d.get("created") or [], d.get("resources"), d.get("enabled") or ())
 
     # -- placement -----------------------------------------------------
     @classmethod
     def plan(cls, config, cid, hierarchies=None):
-        """Work out the directories; nothing is created yet."""
+        """Choose the driver and work out the directories; nothing is
+        created yet."""
         cpath = (config.get("linux") or {}).get("cgroupsPath")
         if cpath is not None and not isinstance(cpath, str):
             raise ConfigError("linux.cgroupsPath", "must be a string")
@@ -123,21 +195,12 @@ class Cgroup:
                 rel = cpath
             else:
                 rel = os.path.join(h.own, cpath or cid)
-            rel = os.path.normpath(rel)
-            # the mount shows the hierarchy from h.root downwards
-            if h.root != "/" and (rel == h.root or rel.startswith(h.root + "/")):
-                rel = rel[len(h.root):] or "/"
-            paths[h.key] = os.path.normpath(h.mountpoint + "/" + rel)
-        return cls(paths)
+            paths[h.key] = h.directory(rel)
+        return fs_driver(paths)(paths)
 
     def create(self):
-        # Controllers are enabled in cgroup2 only where they live there: on
-        # a unified host. On a hybrid host the cgroup2 root offers what v1
-        # does not use (hugetlb here, even when no v1 hierarchy mounts it);
-        # enabling one there would keep it from ever being mounted on v1,
-        # and pyoci applies resources on v1 there anyway. /proc/self/cgroup
-        # tells, even in a mount namespace that hides the v1 mounts.
-        unified = self.version() == 2 and not controllers_on_v1()
+        """Make the directories that are missing, top down, and remember
+        them (only those are removed by destroy)."""
         for key, d in self.paths.items():
             missing = []
             p = d
@@ -152,13 +215,10 @@ class Cgroup:
                 except OSError as e:
                     raise PyociError("create cgroup %s: %s" % (m, e.strerror))
                 self.created.append(m)
-                if "cpuset" in key.split(","):
-                    _init_cpuset(m)
-                elif key == "" and unified:
-                    parent = os.path.dirname(m)
-                    added = _enable_controllers(parent)
-                    if added and parent not in self.created:
-                        self.enabled.append([parent, added])
+                self._made(key, m)
+
+    def _made(self, key, d):
+        """A driver's set-up of a directory create just made."""
 
     def join(self, pid):
         for key, d in self.paths.items():
@@ -172,23 +232,11 @@ class Cgroup:
     def version(self):
         """1 when the controllers live on v1 hierarchies (legacy and hybrid
         hosts, as runc decides), 2 on a unified host."""
-        return 1 if any(k and not k.startswith("name=") for k in self.paths) else 2
+        return self._version
 
     def dir_for(self, ctrl):
         """The directory holding controller ctrl's files ("" = v2 core)."""
-        if self.version() == 1:
-            for key, d in self.paths.items():
-                if key and ctrl in key.split(","):
-                    return d
-            return None
-        d = self.paths.get("")
-        if d is None or not ctrl:
-            return d
-        try:
-            with open(os.path.join(d, "cgroup.controllers")) as f:
-                return d if ctrl in f.read().split() else None
-        except OSError:
-            return None
+        raise NotImplementedError
 
     def apply(self, res, warn=None, config_devices=(), devices=True, restore=False):
         """Write linux.resources to the cgroup files. A failure is a
@@ -201,13 +249,7 @@ class Cgroup:
             self.resources = res or None
         try:
             for w in R.plan(res, self.version(), warn):
-                if isinstance(w, R.MemoryPair):
-                    d = self.dir_for("memory")
-                    cur = _read_int(os.path.join(d, "memory.limit_in_bytes")) if d else 0
-                    for x in w.ordered(cur if cur is not None else 0):
-                        self._write(x, saved)
-                else:
-                    self._write(w, saved)
+                self._write_planned(w, saved)
             if devices:
                 self.apply_devices(res, config_devices)
         except BaseException:
@@ -217,6 +259,9 @@ class Cgroup:
                 except OSError:
                     pass
             raise
+
+    def _write_planned(self, w, saved):
+        self._write(w, saved)
 
     def _write(self, w, saved):
         d = self.dir_for(w.ctrl)
@@ -256,31 +301,8 @@ class Cgroup:
                 w.ctrl or "v2", " or ".join(files)))
 
     def apply_devices(self, res, config_devices=()):
-        """The device rules (resources.device_rules): v1 devices.allow and
-        devices.deny in order; v2 an eBPF program attached to the cgroup."""
-        from pyoci.linux.cgroups import resources as R
-
-        rules = R.device_rules(res, config_devices)
-        if self.version() == 1:
-            d = self.dir_for("devices")
-            if d is None:
-                raise ConfigError(R.R + ".devices", "the devices cgroup controller is not available on this host")
-            for rule in rules:
-                line = R.v1_device_line(rule)
-                try:
-                    _write_file(os.path.join(d, "devices.allow" if rule[0] else "devices.deny"), line)
-                except OSError as e:
-                    raise ConfigError(rule[5], "cannot apply device rule %r: %s" % (line, e.strerror))
-            return
-        d = self.paths.get("")
-        if d is None:
-            raise ConfigError(R.R + ".devices", "no cgroup v2 hierarchy to attach a device filter to")
-        from pyoci.linux.cgroups import bpf
-
-        try:
-            bpf.attach_device_filter(d, rules)
-        except OSError as e:
-            raise ConfigError(R.R + ".devices", "cannot attach the eBPF device filter: %s" % e.strerror)
+        """The device rules (resources.device_rules), the driver's way."""
+        raise NotImplementedError
 
     # -- queries -------------------------------------------------------
     def _any(self, prefer=("freezer", "pids", "memory", "")):
@@ -301,6 +323,8 @@ class Cgroup:
             return []
 
     def freezer_dir(self):
+        """(directory, 1 or 2) of the freezer: a v1 freezer hierarchy, else
+        cgroup2's cgroup.freeze (also on a hybrid host); (None, 0) if none."""
         for key, d in self.paths.items():
             if "freezer" in key.split(","):
                 return d, 1
@@ -356,14 +380,19 @@ class Cgroup:
             _write_file(os.path.join(d, "cgroup.freeze"), "0")
         raise PyociError("freezer: the cgroup did not %s" % ("freeze" if on else "thaw"))
 
+    def owns(self, d):
+        """Whether directory d is the container's own (made for it), so that
+        everything in it may be killed."""
+        return d in self.created
+
     def kill_all(self):
         """SIGKILL every process through cgroup2's cgroup.kill (Linux 5.14):
         atomic, no fork escapes it. False where there is none. A frozen
-        cgroup is thawed after, or the processes would not die. Only in a
-        cgroup create made: cgroup.kill reaches every descendant, which in a
-        shared or pre-existing cgroup may not be the container's."""
+        cgroup is thawed after, or the processes would not die. Only in the
+        container's own cgroup: cgroup.kill reaches every descendant, which
+        in a shared or pre-existing cgroup may not be the container's."""
         d = self.paths.get("")
-        if not d or d not in self.created:
+        if not d or not self.owns(d):
             return False
         try:
             _write_file(os.path.join(d, "cgroup.kill"), "1")
