@@ -154,6 +154,11 @@ def D(path):
     return ("del", path)
 
 
+# Fixtures that upstream's schema refuses and pyoci's accepts on purpose:
+# name -> key of pyoci.config.schema.UPSTREAM_DIFFERENCES (the reason is there).
+UPSTREAM_DIFFERS = {"valid-rootfspropagation-" + v: "linux.rootfsPropagation"
+                    for v in ("rprivate", "rshared", "rslave", "runbindable")}
+
 # name -> (document, expected pyoci lines)
 CONFIG = {
     # ---- valid ---------------------------------------------------------
@@ -168,6 +173,8 @@ CONFIG = {
     "valid-process-full": (mutate(S("process", FULL_PROCESS)), []),
     "valid-hooks-all": (mutate(S("hooks", {s: [HOOK, {"path": "/bin/hook"}] for s in (
         "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")})), []),
+    **{"valid-rootfspropagation-" + v: (mutate(S("linux.rootfsPropagation", v)), [])
+       for v in ("rprivate", "rshared", "rslave", "runbindable")},
     "valid-annotations": (mutate(S("annotations", {"org.example.key": "value", "com.example/x": ""})), []),
     "valid-annotation-empty-key-any-value": (mutate(S("annotations", {"": 5})), []),
     "valid-mount-relative-destination": (mutate(S("mounts[1].destination", "dev")), []),
@@ -327,8 +334,9 @@ CONFIG = {
     "invalid-unified-value-number": (mutate(S("linux.resources", {"unified": {"memory.max": 1024}})),
                                      ["linux.resources.unified[\"memory.max\"]: 1024 is not a string"]),
     "invalid-cgroupspath-number": (mutate(S("linux.cgroupsPath", 5)), ["linux.cgroupsPath: 5 is not a string"]),
-    "invalid-rootfspropagation-unknown": (mutate(S("linux.rootfsPropagation", "rprivate")),
-                                          ["linux.rootfsPropagation: \"rprivate\" is not one of private, shared, slave, unbindable"]),
+    "invalid-rootfspropagation-unknown": (mutate(S("linux.rootfsPropagation", "bidirectional")),
+                                          ["linux.rootfsPropagation: \"bidirectional\" is not one of private, "
+                                           "shared, slave, unbindable, rprivate, rshared, rslave, runbindable"]),
     "invalid-seccomp-defaultaction-missing": (mutate(S("linux.seccomp", {"syscalls": []})),
                                               ["linux.seccomp.defaultAction: required property is missing"]),
     "invalid-seccomp-defaultaction-unknown": (mutate(S("linux.seccomp", {"defaultAction": "SCMP_ACT_DENY"})),
@@ -517,6 +525,8 @@ def main():
             item = {"schema": not name.startswith("invalid-")}
             if expected is not None:
                 item["pyoci"] = expected
+            if kind == "config" and name in UPSTREAM_DIFFERS:
+                item["upstream"] = UPSTREAM_DIFFERS[name]
             index[rel] = item
     with open(os.path.join(HERE, "index.json"), "w") as f:
         json.dump(index, f, indent=1, sort_keys=True)

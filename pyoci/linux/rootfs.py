@@ -8,6 +8,7 @@ the resolved fd through /proc/self/fd, never a path a symlink could redirect.
 """
 import errno
 import os
+import re
 import stat
 
 from pyoci.errors import PyociError
@@ -40,6 +41,32 @@ PROC_MOUNTABLE = frozenset(("cpuinfo", "diskstats", "meminfo", "stat", "swaps", 
 LABELED = frozenset(("tmpfs", "devpts", "mqueue", "shm", "ramfs", "overlay", "fuse"))
 
 
+def _unescape(field):
+    """A mountinfo path: space, tab, newline and backslash are octal escapes."""
+    if "\\" not in field:
+        return field
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _parent_mount_private(path):
+    """Makes the mount that holds path (the longest mount point above it,
+    path itself included) private when it is shared, as runc does: a bind of
+    the rootfs would propagate, and pivot_root refuses a shared parent; or
+    when it is unbindable (rootfsPropagation [r]unbindable), which a bind of
+    the rootfs would fail on (as runc 1.2 does). A slave stays a slave."""
+    path = os.path.realpath(path)
+    best, opts = None, ()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mp = _unescape(fields[4])
+            if (path == mp or mp == "/" or path.startswith(mp + "/")) and (best is None or len(mp) >= len(best)):
+                # >=: of mounts stacked on one point the last listed is on top
+                best, opts = mp, fields[6:fields.index("-")]
+    if best is not None and any(o.startswith("shared:") or o == "unbindable" for o in opts):
+        s.mount(None, best, None, s.MS_PRIVATE)
+
+
 class Rootfs:
     def __init__(self, config, bundle, rootfs, ns_plan, cgroup_paths, hierarchies,
                  log=None, idmap_fds=None, bind_devices=None):
@@ -64,11 +91,19 @@ class Rootfs:
     # -- before pivot ----------------------------------------------------
     def prepare(self):
         prop = self.linux.get("rootfsPropagation")
-        flag = mounts.PROPAGATION.get(prop) if prop else None
-        if prop and flag is None:
+        flag = mounts.PROPAGATION.get(prop) if prop else s.MS_SLAVE | s.MS_REC
+        if flag is None:
             raise PyociError("linux.rootfsPropagation: unknown value %r" % prop)
-        # Nothing done from here on may propagate back to the host.
-        s.mount(None, "/", None, s.MS_SLAVE | s.MS_REC)
+        # As runc prepares the root: the requested propagation (rslave by
+        # default) on the whole tree first, so that with rshared the binds of
+        # shared host mounts stay peers of the host's and what the container
+        # mounts under them reaches the host (Kubernetes' Bidirectional
+        # volumes); then the mount holding the rootfs is made private, so the
+        # rootfs bind and the mounts made on it (proc, /dev, ...) do not
+        # propagate anywhere, and pivot_root accepts it (its parent may not
+        # be shared).
+        s.mount(None, "/", None, flag)
+        _parent_mount_private(self.rootfs)
         s.mount(self.rootfs, self.rootfs, None, s.MS_BIND | s.MS_REC)
         self.root_fd = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self._check_dev()
@@ -336,9 +371,6 @@ class Rootfs:
         os.chdir("/")
         os.close(self.root_fd)
         self.root_fd = -1
-        prop = self.linux.get("rootfsPropagation")
-        if prop:
-            s.mount(None, "/", None, mounts.PROPAGATION[prop])
 
     # -- after pivot ---------------------------------------------------
     def finish(self):
@@ -356,6 +388,12 @@ class Rootfs:
                     os.close(null)
         finally:
             os.close(root)
+        # The requested propagation on the new root itself, last: the masked
+        # and read-only paths above are binds, which an unbindable tree
+        # would refuse.
+        prop = self.linux.get("rootfsPropagation")
+        if prop:
+            s.mount(None, "/", None, mounts.PROPAGATION[prop])
         if (self.config.get("root") or {}).get("readonly"):
             s.mount(None, "/", None, s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY)
 

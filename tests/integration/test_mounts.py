@@ -100,6 +100,53 @@ def test_rootfs_propagation(runtime, make_bundle, prop, tag):
         assert "shared:" not in root, root   # slave of a private mount is private
 
 
+@pytest.mark.parametrize("prop", ["rprivate", "rshared", "rslave", "runbindable"])
+def test_rootfs_propagation_recursive_variants(runtime, make_bundle, prop):
+    """runc's r-variants (containerd's CRI sends rshared and rslave) are taken."""
+    def changes(c):
+        c["linux"]["rootfsPropagation"] = prop
+    out = run_out(runtime, make_bundle, "cat /proc/self/mountinfo", "m4" + prop, changes)
+    root = [l for l in out.splitlines() if l.split()[4] == "/"][0]
+    assert ("shared:" in root) == (prop == "rshared"), root
+    assert ("unbindable" in root) == (prop == "runbindable"), root
+
+
+def _host_mounts_under(path):
+    path = str(path)
+    return [l.split()[4] for l in open("/proc/self/mountinfo") if l.split()[4].startswith(path + "/")]
+
+
+@pytest.mark.parametrize("prop,back", [("rshared", True), ("rslave", False)])
+def test_rshared_root_propagates_mounts_back_to_host(runtime, make_bundle, tmp_path, prop, back):
+    """Kubernetes' Bidirectional volume: with rootfsPropagation rshared a
+    bind (rshared) of a shared host mount stays a peer of the host's, so a
+    mount the container makes under it appears on the host (as with runc);
+    with rslave it does not. The container's own mounts (proc, /dev) never
+    reach the host either way (the host guard checks it)."""
+    vol = tmp_path / "vol"
+    (vol / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "--bind", str(vol), str(vol)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(vol)], check=True)
+
+        def changes(c):
+            c["linux"]["rootfsPropagation"] = prop
+            c["mounts"].append({"destination": "/vol", "type": "bind", "source": str(vol),
+                                "options": ["rbind", "rshared"]})
+            for k in ("bounding", "effective", "permitted"):
+                c["process"]["capabilities"][k].append("CAP_SYS_ADMIN")
+        b = make_bundle(["sh", "-c", "mount -t tmpfs -o size=16k bidir /vol/sub && echo mounted"], changes)
+        p = runtime.cmd("run", "-b", b, "m9" + prop)
+        assert p.returncode == 0 and "mounted" in p.stdout, p.stderr
+        seen = _host_mounts_under(vol)
+        assert (str(vol / "sub") in seen) == back, seen
+        # the container's root and its own mounts did not reach the host
+        rootfs = os.path.join(b, "rootfs")
+        assert not [m for m in _host_mounts_under(rootfs)], _host_mounts_under(rootfs)
+    finally:
+        subprocess.run(["umount", "-R", str(vol)], check=False)
+
+
 def test_custom_devices(runtime, make_bundle):
     def changes(c):
         c["linux"]["devices"] = [
