@@ -109,7 +109,7 @@ SIGRTMIN, SIGRTMAX = 34, 64
 def parse_signal(s):
     if s.isdigit():
         n = int(s)
-        if 0 < n <= SIGRTMAX:
+        if 0 <= n <= SIGRTMAX:   # 0: only whether the init is alive (runc: `kill ID 0`)
             return n
     else:
         name = s.upper()

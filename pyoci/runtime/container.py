@@ -143,9 +143,14 @@ class Container:
             raise
 
     def signal(self, sig, all_processes=False):
-        if self.status() == STOPPED:
+        stopped = self.status() == STOPPED
+        if stopped and not (all_processes and self.state.get("cgroup")):
             raise ContainerNotRunning()
         if all_processes:
+            # With --all, a stopped container is no error (as runc): its init
+            # has exited, but processes it left (no pid namespace of its own,
+            # or a shared one) may still hold the engine's stdio pipes, and
+            # containerd's shim waits for them to be killed.
             # Freeze the cgroup while signalling, so that no process forks
             # past the list; thaw afterwards (a frozen process would not
             # act on SIGKILL), as runc does.
@@ -168,7 +173,7 @@ class Container:
             finally:
                 if froze:
                     cg.freeze(False)
-            if pids:
+            if pids or stopped:
                 return
         try:
             os.kill(self.pid, sig)

@@ -149,6 +149,53 @@ def test_kill_all(runtime, make_bundle):
     runtime.cmd("delete", "k3", check=True)
 
 
+def _pids_of(argv):
+    want = "\0".join(argv).encode() + b"\0"
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    if f.read() == want:
+                        out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.mark.parametrize("sig", ["TERM", "KILL"])
+def test_kill_all_of_a_stopped_container_signals_what_is_left(runtime, make_bundle, sig):
+    """As runc: `kill --all` on a container whose init has exited signals
+    the processes left in its cgroup and exits 0 (containerd's shim calls it
+    so when a pod's container stops; an error made it wait out its I/O
+    timeout). Without --all it stays 'container not running'."""
+    def no_pidns(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+    argv = ["sleep", "3131"]
+    b = make_bundle(["sh", "-c", "sleep 3131 </dev/null >/dev/null 2>&1 & exit 0"], no_pidns)
+    runtime.cmd("create", "-b", b, "k5", check=True)
+    assert runtime.cmd("kill", "k5", "0").returncode == 0     # signal 0: is it alive
+    runtime.cmd("start", "k5", check=True)
+    wait_status(runtime, "k5", "stopped")
+    deadline = time.monotonic() + 10
+    while not _pids_of(argv):
+        assert time.monotonic() < deadline, "the container's background sleep never ran"
+        time.sleep(0.01)
+    left = _pids_of(argv)
+    p = runtime.cmd("kill", "k5", sig)
+    assert p.returncode == 1 and "container not running" in p.stderr
+    p = runtime.cmd("kill", "--all", "k5", sig)
+    assert p.returncode == 0, p.stderr
+    deadline = time.monotonic() + 10
+    while [pid for pid in left if os.path.exists("/proc/%d" % pid) and
+           open("/proc/%d/stat" % pid).read().split(") ")[1][0] not in "ZX"]:
+        assert time.monotonic() < deadline, "the leftover process survived kill --all"
+        time.sleep(0.01)
+    # nothing left: still no error
+    assert runtime.cmd("kill", "-a", "k5", sig).returncode == 0
+    runtime.cmd("delete", "k5", check=True)
+
+
 def test_unknown_signal(runtime, make_bundle):
     b = make_bundle(["sleep", "100"])
     runtime.cmd("run", "-d", "-b", b, "k4", check=True)

@@ -26,12 +26,12 @@ def test_errors():
         parse(["--bundle"], FLAGS)
 
 
-@pytest.mark.parametrize("s,n", [("9", 9), ("KILL", 9), ("SIGKILL", 9), ("kill", 9), ("TERM", 15), ("SIGUSR1", 10)])
+@pytest.mark.parametrize("s,n", [("0", 0), ("9", 9), ("KILL", 9), ("SIGKILL", 9), ("kill", 9), ("TERM", 15), ("SIGUSR1", 10)])
 def test_signals(s, n):
     assert parse_signal(s) == n
 
 
-@pytest.mark.parametrize("s", ["0", "999", "SIGFOO", ""])
+@pytest.mark.parametrize("s", ["999", "-1", "SIGFOO", ""])
 def test_bad_signals(s):
     with pytest.raises(UsageError):
         parse_signal(s)
