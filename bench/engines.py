@@ -2,6 +2,8 @@
 
 `Containerd` starts a containerd daemon of its own (config, root, state and
 sockets under a temporary directory; the CRI plugin off) and stops it by pid.
+`CriContainerd` is one with the CRI plugin on (Kubernetes' node API), runtime
+handlers, CNI networking and a network namespace of its own.
 It runs in a private mount namespace, so the snapshot and rootfs mounts it and
 its shims make are never seen on the host, and die with it. In that namespace
 every cgroup v1 hierarchy the caller belongs to but that is not mounted (on
@@ -18,6 +20,7 @@ The runtime under test is handed over as a path: `ctr run --runc-binary PATH`,
 a `runc` in containerd's PATH (what the shim looks up when no BinaryName is
 set), or `podman --runtime PATH`.
 """
+import json
 import os
 import shutil
 import signal
@@ -123,24 +126,20 @@ class Containerd:
     # -- life --------------------------------------------------------------
     def start(self, timeout=20):
         d = self.dir
+        os.makedirs(d, exist_ok=True)
         cfg = os.path.join(d, "config.toml")
         with open(cfg, "w") as f:
             f.write(self.config_toml())
-        mounts = []
-        for ctrls in _unmounted_v1_hierarchies():
-            mp = os.path.join(d, "cgroup-" + ctrls.replace(",", "-"))
-            os.makedirs(mp, exist_ok=True)
-            mounts.append("mount -t cgroup -o %s pyoci-e2e-%s %s" % (ctrls, ctrls.replace(",", "-"), mp))
         env = dict(os.environ)
         if self.path_runtime:
             bindir = os.path.join(d, "bin")
             os.makedirs(bindir, exist_ok=True)
             os.symlink(self.path_runtime, os.path.join(bindir, "runc"))
             env["PATH"] = bindir + ":" + env.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        script = " && ".join(mounts + ['exec containerd --config "$0"'])
+        script = " && ".join(self.setup_commands() + ['exec containerd --config "$0"'])
         with open(self.log, "w") as logf:
             self.proc = subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, cfg],
+                ["unshare"] + self.UNSHARE + ["sh", "-c", script, cfg],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, env=env, cwd=d,
                 start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -153,23 +152,41 @@ class Containerd:
         self.stop()
         raise RuntimeError("containerd did not come up: " + self.log_text()[-2000:])
 
+    # the runtime's --root is /run/containerd/runc/NAMESPACE (no Root option)
+    RUNC_ROOT_FIXED = True
+
+    # the namespaces containerd runs in (unshare(1) flags; no --fork: the
+    # daemon is the Popen's process)
+    UNSHARE = ["--mount", "--propagation", "private"]
+
+    def setup_commands(self):
+        """Shell commands run in the new namespaces before containerd: mount
+        each v1 hierarchy this process is in that is mounted nowhere."""
+        out = []
+        for ctrls in _unmounted_v1_hierarchies():
+            mp = os.path.join(self.dir, "cgroup-" + ctrls.replace(",", "-"))
+            os.makedirs(mp, exist_ok=True)
+            out.append("mount -t cgroup -o %s pyoci-e2e-%s %s" % (ctrls, ctrls.replace(",", "-"), mp))
+        return out
+
     def config_toml(self):
         d = self.dir
         return "\n".join([
             "version = 2",
             'root = "%s/root"' % d,
             'state = "%s/state"' % d,
-            "disabled_plugins = [%s]" % ", ".join('"%s"' % p for p in (
-                "io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-                "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-                "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp",
-                "io.containerd.internal.v1.opt")),
+            "disabled_plugins = [%s]" % ", ".join('"%s"' % p for p in self.DISABLED),
             "[grpc]", '  address = "%s"' % self.sock,
             "[ttrpc]", '  address = "%s.ttrpc"' % self.sock,
             "[debug]", '  address = ""', '  level = "info"',
             "[metrics]", '  address = ""',
             "",
         ])
+
+    DISABLED = ("io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+                "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp",
+                "io.containerd.internal.v1.opt")
 
     def log_text(self):
         try:
@@ -225,7 +242,8 @@ class Containerd:
         # (/run/containerd/s) and ctr's fifos (/run/containerd/fifo). Remove
         # what is left of them once empty (rmdir: never another's files; the
         # runtime root of this daemon's own namespace goes with its caches).
-        shutil.rmtree(os.path.join(RUN_CONTAINERD, "runc", self.namespace), ignore_errors=True)
+        if self.RUNC_ROOT_FIXED:
+            shutil.rmtree(os.path.join(RUN_CONTAINERD, "runc", self.namespace), ignore_errors=True)
         for d in (os.path.join(RUN_CONTAINERD, "runc", self.namespace), os.path.join(RUN_CONTAINERD, "runc"),
                   os.path.join(RUN_CONTAINERD, "s"), os.path.join(RUN_CONTAINERD, "fifo"), RUN_CONTAINERD):
             try:
@@ -255,6 +273,115 @@ class Containerd:
 
     def bundle(self, cid):
         return os.path.join(self.dir, "state", "io.containerd.runtime.v2.task", self.namespace, cid)
+
+
+class CriContainerd(Containerd):
+    """A private containerd with its CRI plugin (Kubernetes' node API; the
+    namespace is always k8s.io), in a network namespace of its own too.
+
+    handlers: {name: runtime binary}, each a runc v2 shim runtime whose
+    `BinaryName` is the binary and whose `Root` (the runtime's --root, per
+    namespace) is under the temporary directory. Pods get addresses from
+    CNI (Debian's containernetworking-plugins: bridge + host-local, and
+    loopback) in that network namespace only; the bridge and the veths die
+    with it. sandbox_image must be in the k8s.io namespace before the first
+    pod (import_image): nothing is pulled.
+
+    What would leave host state is kept inside the daemon's namespaces: the
+    pods' network namespaces are bind-mounted under the state directory
+    (netns_mounts_under_state_dir), host-local's leases are under the
+    temporary directory, and /var/lib is an overlay whose upper layer is
+    there too (libcni caches results in /var/lib/cni). `shared` is a
+    directory made a shared mount in the daemon's mount namespace (the
+    "host" of its pods): the host path for Bidirectional and
+    HostToContainer mounts, which the CRI requires to be shared (or slave).
+    restrict_oom_score_adj is on: root here lacks CAP_SYS_RESOURCE and
+    cannot lower oom_score_adj below its own (the CRI asks -998 for a
+    sandbox).
+    """
+    RUNC_ROOT_FIXED = False
+    UNSHARE = ["--mount", "--net", "--propagation", "private"]
+    DISABLED = tuple(p for p in Containerd.DISABLED if p != "io.containerd.grpc.v1.cri")
+    CNI_BIN = "/usr/lib/cni"
+    SUBNET = "10.88.0.0/24"
+
+    def __init__(self, handlers, sandbox_image, tmp=None, default_handler=None):
+        super().__init__(namespace="k8s.io", tmp=tmp)
+        self.handlers = dict(handlers)
+        self.sandbox_image = sandbox_image
+        self.default_handler = default_handler or next(iter(self.handlers))
+        self.shared = os.path.join(self.dir, "shared")
+
+    def runtime_root(self, handler):
+        """The runtime's --root for this daemon's pods (Root/NAMESPACE)."""
+        return os.path.join(self.dir, "rt-" + handler, self.namespace)
+
+    def setup_commands(self):
+        d = self.dir
+        for sub in ("shared", "varlib-upper", "varlib-work", "net.d", "cni-ipam"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        with open(os.path.join(d, "net.d", "10-pyoci.conflist"), "w") as f:
+            f.write(self.cni_conflist())
+        return super().setup_commands() + [
+            "ip link set lo up",
+            "mount -t overlay pyoci-e2e-varlib -o lowerdir=/var/lib,upperdir=%s/varlib-upper,workdir=%s/varlib-work "
+            "/var/lib" % (d, d),
+            "mount --bind %s %s" % (self.shared, self.shared),
+            "mount --make-shared %s" % self.shared,
+        ]
+
+    def cni_conflist(self):
+        return json.dumps({
+            "cniVersion": "1.0.0",
+            "name": "pyoci-e2e",
+            "plugins": [{
+                "type": "bridge", "bridge": "pyoci-cni0", "isGateway": True, "ipMasq": False,
+                "ipam": {"type": "host-local", "ranges": [[{"subnet": self.SUBNET}]],
+                         "routes": [{"dst": "0.0.0.0/0"}],
+                         "dataDir": os.path.join(self.dir, "cni-ipam")},
+            }],
+        }, indent=1)
+
+    def config_toml(self):
+        cri = 'plugins."io.containerd.grpc.v1.cri"'
+        lines = [
+            "[%s]" % cri,
+            '  sandbox_image = "%s"' % self.sandbox_image,
+            "  restrict_oom_score_adj = true",
+            "  netns_mounts_under_state_dir = true",
+            "  enable_selinux = false",
+            '  stream_server_address = "127.0.0.1"',
+            '  stream_server_port = "0"',
+            "[%s.containerd]" % cri,
+            '  snapshotter = "overlayfs"',
+            '  default_runtime_name = "%s"' % self.default_handler,
+        ]
+        for name, binary in self.handlers.items():
+            lines += [
+                "[%s.containerd.runtimes.%s]" % (cri, name),
+                '  runtime_type = "io.containerd.runc.v2"',
+                "[%s.containerd.runtimes.%s.options]" % (cri, name),
+                '  BinaryName = "%s"' % binary,
+                '  Root = "%s"' % os.path.dirname(self.runtime_root(name)),
+                "  SystemdCgroup = false",
+            ]
+        lines += [
+            "[%s.cni]" % cri,
+            '  bin_dir = "%s"' % self.CNI_BIN,
+            '  conf_dir = "%s/net.d"' % self.dir,
+            "  max_conf_num = 1",
+            "",
+        ]
+        return super().config_toml() + "\n".join(lines)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def nsenter(self, *args, timeout=30):
+        """Run a command in the daemon's mount namespace (the pods' host)."""
+        return _run(["nsenter", "--mount=/proc/%d/ns/mnt" % self.pid, "--"] + [str(a) for a in args],
+                    timeout=timeout)
 
 
 class Podman:

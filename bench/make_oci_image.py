@@ -61,11 +61,13 @@ def _json_bytes(obj):
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
-def make(out, name=DEFAULT_NAME, busybox="/bin/busybox", cmd=("sh",)):
-    """Write the image layout tar to out; returns the image name."""
+def make(out, name=DEFAULT_NAME, busybox="/bin/busybox", cmd=("sh",), rootfs=None, entrypoint=None):
+    """Write the image layout tar to out; returns the image name. The layer
+    is a busybox-static rootfs, or the directory rootfs when given."""
     tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else "latest"
     with tempfile.TemporaryDirectory(prefix="pyoci-image-") as tmp:
-        rootfs = make_bundle.make_rootfs(os.path.join(tmp, "rootfs"), busybox)
+        if rootfs is None:
+            rootfs = make_bundle.make_rootfs(os.path.join(tmp, "rootfs"), busybox)
         layout = os.path.join(tmp, "layout")
         blobs = os.path.join(layout, "blobs", "sha256")
         os.makedirs(blobs)
@@ -76,8 +78,8 @@ def make(out, name=DEFAULT_NAME, busybox="/bin/busybox", cmd=("sh",)):
             "architecture": _goarch(),
             "os": "linux",
             "created": "2000-01-01T00:00:00Z",
-            "config": {"Cmd": list(cmd), "Env": ["PATH=/bin:/sbin:/usr/bin:/usr/sbin"],
-                       "WorkingDir": "/"},
+            "config": dict({"Cmd": list(cmd), "Env": ["PATH=/bin:/sbin:/usr/bin:/usr/sbin"],
+                            "WorkingDir": "/"}, **({"Entrypoint": list(entrypoint)} if entrypoint else {})),
             "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]},
             "history": [{"created": "2000-01-01T00:00:00Z", "created_by": "pyoci make_oci_image.py"}],
         }

@@ -75,6 +75,21 @@ def pytest_unconfigure(config):
     _SESSION_CGROUPS.clear()
 
 
+# Summary sections test modules add (callables returning (title, lines)),
+# shown at the end of the run: the CRI tests' timings of pyoci against runc.
+SUMMARY = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for make in SUMMARY:
+        section = make()
+        if section:
+            title, lines = section
+            terminalreporter.section(title)
+            for line in lines:
+                terminalreporter.write_line(line)
+
+
 def reap():
     while True:
         try:
