@@ -297,19 +297,3 @@ def test_runc_from_path_and_no_pivot(oci_image, tmp_path_factory, host_guard):
         remove_tag_cgroups()
         assert not alive
 
-
-def test_readme_cri_config_is_read_by_containerd(tmp_path):
-    """The README's config.toml for CRI clients is accepted by this
-    containerd, with pyoci as the default runtime's BinaryName."""
-    require("containerd")
-    with open(os.path.join(REPO, "README.md")) as f:
-        text = f.read()
-    block = [b for b in re.findall(r"```toml\n(.*?)```", text, re.S) if "BinaryName" in b]
-    assert block, "README has no config.toml block with BinaryName"
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(block[0].replace("/usr/local/bin/pyoci", PYOCI))
-    p = engines._run(["containerd", "--config", str(cfg), "config", "dump"])
-    assert p.returncode == 0, p.stderr
-    assert 'default_runtime_name = "pyoci"' in p.stdout
-    opts = p.stdout.split('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyoci.options]')[1]
-    assert re.search(r'^\s*BinaryName = "%s"$' % re.escape(PYOCI), opts.split("[")[0], re.M), opts[:500]
