@@ -23,24 +23,30 @@ GLOBAL_FLAGS = [
     Flag("--help|-h", help="show help"),
 ]
 
-# command -> (module, function); a module holds related commands.
+# command -> (module, function, one line of help); a module holds related commands.
 COMMANDS = {
-    "create": ("pyoci.cli.lifecycle", "cmd_create"),
-    "start": ("pyoci.cli.lifecycle", "cmd_start"),
-    "run": ("pyoci.cli.lifecycle", "cmd_run"),
-    "state": ("pyoci.cli.lifecycle", "cmd_state"),
-    "kill": ("pyoci.cli.lifecycle", "cmd_kill"),
-    "delete": ("pyoci.cli.lifecycle", "cmd_delete"),
-    "exec": ("pyoci.cli.exec_cmd", "cmd_exec"),
-    "list": ("pyoci.cli.query", "cmd_list"),
-    "ps": ("pyoci.cli.query", "cmd_ps"),
-    "pause": ("pyoci.cli.query", "cmd_pause"),
-    "resume": ("pyoci.cli.query", "cmd_resume"),
-    "update": ("pyoci.cli.cgroup_cmds", "cmd_update"),
-    "events": ("pyoci.cli.cgroup_cmds", "cmd_events"),
-    "spec": ("pyoci.cli.config_cmds", "cmd_spec"),
-    "features": ("pyoci.cli.config_cmds", "cmd_features"),
-    "validate": ("pyoci.cli.config_cmds", "cmd_validate"),
+    "checkpoint": ("pyoci.cli.lifecycle", "cmd_checkpoint", "checkpoint a running container (not supported)"),
+    "create": ("pyoci.cli.lifecycle", "cmd_create", "create a container"),
+    "delete": ("pyoci.cli.lifecycle", "cmd_delete", "delete any resources held by the container"),
+    "events": ("pyoci.cli.cgroup_cmds", "cmd_events", "display container events such as OOM notifications, "
+               "cpu, memory, and IO usage statistics"),
+    "exec": ("pyoci.cli.exec_cmd", "cmd_exec", "execute new process inside the container"),
+    "features": ("pyoci.cli.config_cmds", "cmd_features", "show the enabled features"),
+    "kill": ("pyoci.cli.lifecycle", "cmd_kill", "kill sends the specified signal (default: SIGTERM) to the "
+             "container's init process"),
+    "list": ("pyoci.cli.query", "cmd_list", "lists containers started by pyoci with the given root"),
+    "pause": ("pyoci.cli.query", "cmd_pause", "pause suspends all processes inside the container"),
+    "ps": ("pyoci.cli.query", "cmd_ps", "ps displays the processes running inside a container"),
+    "restore": ("pyoci.cli.lifecycle", "cmd_restore", "restore a container from a previous checkpoint "
+                "(not supported)"),
+    "resume": ("pyoci.cli.query", "cmd_resume", "resumes all processes that have been previously paused"),
+    "run": ("pyoci.cli.lifecycle", "cmd_run", "create and run a container"),
+    "spec": ("pyoci.cli.config_cmds", "cmd_spec", "create a new specification file"),
+    "start": ("pyoci.cli.lifecycle", "cmd_start", "executes the user defined process in a created container"),
+    "state": ("pyoci.cli.lifecycle", "cmd_state", "output the state of a container"),
+    "update": ("pyoci.cli.cgroup_cmds", "cmd_update", "update container resource constraints"),
+    "validate": ("pyoci.cli.config_cmds", "cmd_validate", "print every problem of a bundle's config.json "
+                 "(pyoci only)"),
 }
 
 VERSION_TEXT = "pyoci version %s\nspec: %s\npython: %s\n" % (
@@ -76,11 +82,21 @@ class Context:
 
 
 def usage():
-    names = sorted(COMMANDS)
-    return ("usage: pyoci [global options] COMMAND [options] [arguments]\n\n"
-            "commands:\n   " + "\n   ".join(names) + "\n\nglobal options:\n" +
-            "\n".join("   %-28s %s" % (", ".join(f.names) + (" VALUE" if f.value else ""), f.help)
-                      for f in GLOBAL_FLAGS) + "\n")
+    """The global help, laid out as runc's (urfave/cli)."""
+    cmds = sorted(COMMANDS) + ["help, h"]
+    width = max(len(c) for c in cmds) + 2
+    lines = ["NAME:", "   pyoci - Open Container Initiative runtime (a runc-compatible one, in Python)", "",
+             "USAGE:", "   pyoci [global options] command [command options] [arguments...]", "",
+             "VERSION:", "   %s" % __version__, "", "COMMANDS:"]
+    lines += ["   %s%s" % (c.ljust(width), COMMANDS[c][2]) for c in sorted(COMMANDS)]
+    lines += ["   %s%s" % ("help, h".ljust(width), "Shows a list of commands or help for one command"), "",
+              "GLOBAL OPTIONS:"]
+    lines += ["   %-28s %s" % (", ".join(f.names) + (" value" if f.value else ""), f.help) for f in GLOBAL_FLAGS]
+    return "\n".join(lines) + "\n"
+
+
+class HelpTopicMissing(UsageError):
+    exit_code = 3
 
 
 def main(argv=None):
@@ -88,7 +104,7 @@ def main(argv=None):
         argv = sys.argv[1:]
     cmd = None
     try:
-        opts, rest = parse(argv, GLOBAL_FLAGS)
+        opts, rest = parse(argv, GLOBAL_FLAGS, stop_at_positional=True)
         log.current = log.Logger(opts["log"], opts["log_format"], opts["debug"])
         if opts["version"]:
             sys.stdout.write(VERSION_TEXT)
@@ -97,11 +113,15 @@ def main(argv=None):
             sys.stdout.write(usage())
             return 0 if opts["help"] else 1
         cmd, args = rest[0], rest[1:]
-        if cmd == "help":
-            sys.stdout.write(usage())
-            return 0
+        if cmd in ("help", "h"):
+            if not args:
+                sys.stdout.write(usage())
+                return 0
+            cmd, args = args[0], ["--help"]
         target = COMMANDS.get(cmd)
         if target is None:
+            if "-h" in args or "--help" in args or args == ["--help"]:
+                raise HelpTopicMissing("No help topic for '%s'" % cmd)
             raise UsageError("unknown command %r (see 'pyoci --help')" % cmd)
         ctx = Context(opts)
         import importlib

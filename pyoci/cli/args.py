@@ -29,8 +29,15 @@ TRUE = ("true", "1", "yes", "t")
 FALSE = ("false", "0", "no", "f")
 
 
-def parse(argv, flags, stop_at_positional=True):
-    """Returns (options dict, positional list). Raises UsageError."""
+def parse(argv, flags, stop_at_positional=False):
+    """Returns (options dict, positional list). Raises UsageError.
+
+    As runc's CLI (urfave/cli's argument reordering): a known flag counts
+    wherever it stands before `--`, also after the container id
+    (`update ID --cpu-period N`); an unknown `-x` after a positional stays a
+    positional (and the command's argument count then refuses it).
+    stop_at_positional=True is for exec and ps, whose arguments after the id
+    belong to a command (runc's SkipArgReorder)."""
     by_name = {}
     for f in flags:
         for n in f.names:
@@ -47,6 +54,9 @@ def parse(argv, flags, stop_at_positional=True):
         if len(a) > 1 and a[0] == "-" and not (pos and stop_at_positional):
             name, eq, val = a.partition("=")
             f = by_name.get(name)
+            if f is None and pos:
+                pos.append(a)
+                continue
             if f is None:
                 raise UsageError("flag provided but not defined: %s" % name)
             if f.value:
@@ -91,11 +101,27 @@ def int_flag(opts, name, flagname, minimum=0):
     return n
 
 
+def check_args(cmd, pos, expected, kind="exact"):
+    """The argument count, in runc's words (checkArgs)."""
+    n = len(pos)
+    bad = {"exact": n != expected, "min": n < expected, "max": n > expected}[kind]
+    if bad:
+        word = {"exact": "exactly", "min": "a minimum of", "max": "a maximum of"}[kind]
+        raise UsageError('pyoci: "%s" requires %s %d argument(s)' % (cmd, word, expected))
+
+
 def format_help(usage, description, flags):
-    lines = ["usage: pyoci " + usage, "", description.strip(), ""]
-    if flags:
-        lines.append("options:")
-        for f in flags:
-            names = ", ".join(f.names) + (" VALUE" if f.value else "")
-            lines.append("   %-28s %s" % (names, f.help))
+    """A command's help, laid out as runc's (urfave/cli): NAME, USAGE,
+    DESCRIPTION, OPTIONS."""
+    name, _, rest = usage.partition(" ")
+    first, _, more = description.strip().partition(". ")
+    lines = ["NAME:", "   pyoci %s - %s" % (name, first.rstrip(".")), "",
+             "USAGE:", "   pyoci " + usage, ""]
+    if more:
+        lines += ["DESCRIPTION:", "   " + more.strip(), ""]
+    flags = [f for f in flags if f.names[0] != "--help"] + [Flag("--help|-h", help="show help")]
+    lines.append("OPTIONS:")
+    for f in flags:
+        names = ", ".join(f.names) + (" value" if f.value else "")
+        lines.append("   %-28s %s" % (names, f.help))
     return "\n".join(lines) + "\n"

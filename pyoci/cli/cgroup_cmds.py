@@ -3,7 +3,7 @@ import sys
 import time
 
 from pyoci import jsonio as json
-from pyoci.cli.args import Flag, UsageError, format_help, parse
+from pyoci.cli.args import Flag, UsageError, check_args, format_help, parse
 from pyoci.errors import ConfigError, PyociError
 
 UPDATE_FLAGS = [
@@ -122,10 +122,10 @@ def merge(old, patch):
 def cmd_update(ctx, args):
     opts, pos = parse(args, UPDATE_FLAGS)
     if opts["help"]:
-        sys.stdout.write(format_help("update [options] ID", "Update a container's cgroup limits.", UPDATE_FLAGS))
+        sys.stdout.write(format_help("update [command options] <container-id>", "Update a container's "
+                                     "resource constraints (cgroup limits).", UPDATE_FLAGS))
         return 0
-    if not pos:
-        raise UsageError('"update" requires a container id')
+    check_args("update", pos, 1)
     if opts["resources"]:
         patch = _read_resources(opts["resources"])
         if patch.get("devices") and ctx.log:
@@ -217,8 +217,7 @@ def cmd_events(ctx, args):
                                      "interval) and an oom event when the kernel OOM-kills in it.",
                                      EVENTS_FLAGS))
         return 0
-    if not pos:
-        raise UsageError('"events" requires a container id')
+    check_args("events", pos, 1)
     interval = parse_duration(opts["interval"])
     if interval <= 0:
         raise UsageError("duration interval must be greater than 0")

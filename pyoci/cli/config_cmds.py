@@ -3,7 +3,7 @@ import json
 import os
 import sys
 
-from pyoci.cli.args import Flag, UsageError, format_help, parse
+from pyoci.cli.args import Flag, check_args, format_help, parse
 from pyoci.errors import PyociError
 
 HELP = Flag("--help|-h", help="show help")
@@ -18,11 +18,10 @@ def cmd_spec(ctx, args):
              Flag("--rootless", help="a config for an unprivileged user (user namespace, mappings)"), HELP]
     opts, rest = parse(args, flags)
     if opts["help"]:
-        sys.stdout.write(format_help("spec [--bundle DIR] [--rootless]",
-                                     "Write a default config.json (runtime-spec 1.3.0).", flags))
+        sys.stdout.write(format_help("spec [command options]",
+                                     "Create a new specification file (config.json, runtime-spec 1.3.0).", flags))
         return 0
-    if rest:
-        raise UsageError("spec takes no arguments")
+    check_args("spec", rest, 0)
     from pyoci.config.spec import default_spec
 
     bundle = _bundle(opts)
@@ -45,8 +44,7 @@ def cmd_features(ctx, args):
         sys.stdout.write(format_help("features", "Show what this pyoci and this host support "
                                      "(runtime-spec features document).", [HELP]))
         return 0
-    if rest:
-        raise UsageError("features takes no arguments")
+    check_args("features", rest, 0)
     from pyoci.config.features import features
 
     sys.stdout.write(json.dumps(features(), indent=4) + "\n")
@@ -62,8 +60,7 @@ def cmd_validate(ctx, args):
                                      "Print every problem of a bundle's config.json; exit 0 only when clean.",
                                      flags))
         return 0
-    if rest:
-        raise UsageError("validate takes no arguments")
+    check_args("validate", rest, 0)
     from pyoci.config import load_bundle
     from pyoci.config.validate import validate
 

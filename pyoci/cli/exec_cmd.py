@@ -1,5 +1,5 @@
 """exec: run a process in a running container (runc's flags)."""
-from pyoci.cli.args import Flag, UsageError, format_help, int_flag, parse
+from pyoci.cli.args import Flag, UsageError, check_args, format_help, int_flag, parse
 
 UNSET = "unset"
 
@@ -26,7 +26,7 @@ EXEC_FLAGS = [
 
 
 def cmd_exec(ctx, args):
-    opts, pos = parse(args, EXEC_FLAGS)
+    opts, pos = parse(args, EXEC_FLAGS, stop_at_positional=True)
     if opts["help"]:
         import sys
 
@@ -34,8 +34,7 @@ def cmd_exec(ctx, args):
                                      "Run a process in a running container; without --detach wait for it, "
                                      "relay signals and exit with its status.", EXEC_FLAGS))
         return 0
-    if not pos:
-        raise UsageError('"exec" requires a container id')
+    check_args("exec", pos, 1, "min")
     if not opts["process"] and len(pos) < 2:
         raise UsageError('"exec" requires a command (or --process FILE)')
     from pyoci.runtime.exec import ExecOptions, exec_process

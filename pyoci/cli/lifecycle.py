@@ -4,7 +4,7 @@ import sys
 
 from pyoci import jsonio as json
 
-from pyoci.cli.args import Flag, UsageError, format_help, int_flag, parse
+from pyoci.cli.args import Flag, UsageError, check_args, format_help, int_flag, parse
 from pyoci.errors import ContainerNotExist, PyociError
 
 CREATE_FLAGS = [
@@ -19,9 +19,8 @@ CREATE_FLAGS = [
 ]
 
 
-def _one_id(pos, usage, n=1):
-    if len(pos) < n:
-        raise UsageError('"%s" requires a container id' % usage.split()[0])
+def _one_id(pos, usage):
+    check_args(usage.split()[0], pos, 1)
     return pos[0]
 
 
@@ -44,7 +43,8 @@ def _help(opts, usage, text, flags):
 
 def cmd_create(ctx, args):
     opts, pos = parse(args, CREATE_FLAGS)
-    if _help(opts, "create [options] ID", "Create a container from a bundle; its process waits for `start`.",
+    if _help(opts, "create [command options] <container-id>", "Create a container from a bundle. Its process "
+             "waits for `start`.",
              CREATE_FLAGS):
         return 0
     cid = _one_id(pos, "create ID")
@@ -73,7 +73,7 @@ def _send_pidfd(path, pid):
 
 def cmd_start(ctx, args):
     opts, pos = parse(args, [Flag("--help|-h")])
-    if _help(opts, "start ID", "Start a created container.", []):
+    if _help(opts, "start <container-id>", "Start a created container: its process runs the user's program.", []):
         return 0
     from pyoci.runtime.container import Container
 
@@ -85,7 +85,7 @@ def cmd_start(ctx, args):
 
 def cmd_state(ctx, args):
     opts, pos = parse(args, [Flag("--help|-h")])
-    if _help(opts, "state ID", "Print the state of a container as JSON.", []):
+    if _help(opts, "state <container-id>", "Output the state of a container as JSON.", []):
         return 0
     from pyoci.runtime.container import Container
 
@@ -131,10 +131,13 @@ KILL_FLAGS = [Flag("--all|-a", help="signal every process of the container"), Fl
 
 def cmd_kill(ctx, args):
     opts, pos = parse(args, KILL_FLAGS)
-    if _help(opts, "kill [--all] ID [SIGNAL]", "Send a signal (default SIGTERM) to the container's init.",
+    if _help(opts, "kill [command options] <container-id> [signal]", "Send a signal (default SIGTERM) to the "
+             "container's init. With --all, to every process of its cgroup, also once the init has exited.",
              KILL_FLAGS):
         return 0
-    cid = _one_id(pos, "kill ID")
+    check_args("kill", pos, 1, "min")
+    check_args("kill", pos, 2, "max")
+    cid = pos[0]
     sig = parse_signal(pos[1]) if len(pos) > 1 else 15
     from pyoci.runtime.container import Container
 
@@ -148,7 +151,8 @@ DELETE_FLAGS = [Flag("--force|-f", help="kill and delete a running container"), 
 
 def cmd_delete(ctx, args):
     opts, pos = parse(args, DELETE_FLAGS)
-    if _help(opts, "delete [--force] ID", "Delete a container and what create made for it.", DELETE_FLAGS):
+    if _help(opts, "delete [command options] <container-id>", "Delete a container and what create made for it.",
+             DELETE_FLAGS):
         return 0
     cid = _one_id(pos, "delete ID")
     from pyoci.runtime.container import Container
@@ -173,8 +177,8 @@ FORWARDED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SI
 
 def cmd_run(ctx, args):
     opts, pos = parse(args, RUN_FLAGS)
-    if _help(opts, "run [options] ID", "Create and start a container; without --detach wait for it, "
-             "relay signals, exit with its status and delete it.", RUN_FLAGS):
+    if _help(opts, "run [command options] <container-id>", "Create and run a container. Without --detach "
+             "wait for it, relay signals, exit with its status and delete it.", RUN_FLAGS):
         return 0
     cid = _one_id(pos, "run ID")
     from pyoci.linux import sys as lsys
@@ -237,3 +241,30 @@ def cmd_run(ctx, args):
         with c.dir:
             c.destroy()
     return code
+
+
+CRIU_FLAGS = [Flag("--image-path", value=True, help="path for saving criu image files"),
+              Flag("--work-path", value=True, help="path for saving work files and logs"),
+              Flag("--leave-running", help="leave the process running after checkpointing"),
+              Flag("--tcp-established", help="allow open tcp connections"),
+              Flag("--bundle|-b", value=True, help="path to the root of the bundle directory (restore)"),
+              Flag("--detach|-d", help="detach from the container's process (restore)"),
+              Flag("--help|-h")]
+
+
+def _criu(name, text, args):
+    opts, pos = parse(args, CRIU_FLAGS)
+    if _help(opts, name + " [command options] <container-id>", text, CRIU_FLAGS):
+        return 0
+    check_args(name, pos, 1)
+    raise PyociError("%s is not supported by pyoci (no CRIU support)" % name)
+
+
+def cmd_checkpoint(ctx, args):
+    return _criu("checkpoint", "Checkpoint a running container with CRIU. Not supported by pyoci: it "
+                 "fails with a clear error.", args)
+
+
+def cmd_restore(ctx, args):
+    return _criu("restore", "Restore a container from a previous checkpoint with CRIU. Not supported by "
+                 "pyoci: it fails with a clear error.", args)

@@ -30,6 +30,19 @@ class Logger:
         self.path = path
         self.fmt = fmt
         self.level = 0 if debug else 2
+        self.fd = -1
+        if path:
+            # Opened at start-up, as runc does: a bad path fails at once, the
+            # engine finds the file even when nothing is logged, and the
+            # container's set-up processes keep writing to it after
+            # pivot_root (where the path no longer resolves).
+            try:
+                self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as e:
+                from pyoci.cli.args import UsageError
+
+                self.path = None
+                raise UsageError("failed to open log file %s: %s" % (path, e.strerror))
 
     def _line(self, level, msg):
         if self.fmt == "json":
@@ -40,13 +53,9 @@ class Logger:
         if LEVELS[level] < self.level:
             return
         line = self._line(level, msg)
-        if self.path:
+        if self.fd >= 0:
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-                try:
-                    os.write(fd, line.encode())
-                finally:
-                    os.close(fd)
+                os.write(self.fd, line.encode())
                 return
             except OSError:
                 pass
@@ -68,7 +77,7 @@ class Logger:
     def error(self, msg):
         """An error ends the command: to the log file and, plainly, to stderr."""
         self.log("error", msg)
-        if self.path:
+        if self.fd >= 0:
             try:
                 sys.stderr.write(msg + "\n")
                 sys.stderr.flush()

@@ -4,7 +4,7 @@ import sys
 
 from pyoci import jsonio as json
 
-from pyoci.cli.args import Flag, UsageError, parse
+from pyoci.cli.args import Flag, UsageError, check_args, format_help, parse
 from pyoci.errors import PyociError
 
 
@@ -24,7 +24,12 @@ LIST_FLAGS = [Flag("--format|-f", value=True, default="table", help="table or js
 
 
 def cmd_list(ctx, args):
-    opts, _ = parse(args, LIST_FLAGS)
+    opts, pos = parse(args, LIST_FLAGS)
+    if opts["help"]:
+        sys.stdout.write(format_help("list [command options]", "Lists containers started by pyoci with the "
+                                     "given root.", LIST_FLAGS))
+        return 0
+    check_args("list", pos, 0)
     if opts["format"] not in ("table", "json"):
         raise UsageError("invalid format option %r: must be table or json" % opts["format"])
     from pyoci.runtime.container import Container
@@ -59,9 +64,12 @@ PS_FLAGS = [Flag("--format|-f", value=True, default="table", help="table or json
 
 
 def cmd_ps(ctx, args):
-    opts, pos = parse(args, PS_FLAGS)
-    if not pos:
-        raise UsageError('"ps" requires a container id')
+    opts, pos = parse(args, PS_FLAGS, stop_at_positional=True)
+    if opts["help"]:
+        sys.stdout.write(format_help("ps [command options] <container-id> [ps options]", "ps displays the "
+                                     "processes running inside a container.", PS_FLAGS))
+        return 0
+    check_args("ps", pos, 1, "min")
     from pyoci.runtime.container import STOPPED, Container
 
     c = Container.load(ctx.root, pos[0])
@@ -96,9 +104,13 @@ def cmd_ps(ctx, args):
 
 
 def _pause(ctx, args, on):
-    _, pos = parse(args, [Flag("--help|-h")])
-    if not pos:
-        raise UsageError('"%s" requires a container id' % ("pause" if on else "resume"))
+    opts, pos = parse(args, [Flag("--help|-h")])
+    name = "pause" if on else "resume"
+    if opts["help"]:
+        sys.stdout.write(format_help(name + " <container-id>", ("Suspend all processes of a container (cgroup "
+                                     "freezer)." if on else "Resume all processes of a paused container."), []))
+        return 0
+    check_args(name, pos, 1)
     from pyoci.runtime.container import PAUSED, RUNNING, Container
 
     c = Container.load(ctx.root, pos[0])

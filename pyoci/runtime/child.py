@@ -42,6 +42,8 @@ def stage1(setup, join_fds, to_child, from_child):
 
         to_child.close_write()
         from_child.close_read()
+        # Debug lines name the stages as runc's do (scripts grep for them).
+        setup.log.debug("nsexec container setup: stage 1 joins and unshares the namespaces (pid %d)" % os.getpid())
         if setup.ns.has("user"):
             _preload_userns(setup)
         namespaces.join(join_fds)
@@ -88,6 +90,7 @@ def stage2(setup, to_child, from_child):
         if not msg or not msg.get("go"):
             os._exit(1)
         setup.seccomp_state = msg.get("seccomp_state")
+        setup.log.debug("child process in init(): building the container (pid %d)" % os.getpid())
         build(setup, from_child, to_child)
     except BaseException as e:
         _fail(from_child, e, "unable to start container process: ")
@@ -218,6 +221,7 @@ def build(setup, chan, to_child=None):
         lsock = final.move_above(setup.seccomp_listener.detach(), keep)
         plan.seccomp_listener(lsock, setup.seccomp_state)
     plan_fd = final.move_above(plan.to_memfd(), keep)
+    setup.log.debug("init: closing the pipe to signal completion: executing pyoci-init")
     final.close_all_but(keep, {fifo, fifo_dir, plan_fd, setup.init_fd, chan.wfd, lsock, *plan.fds})
     chan.send({"ready": True})
     os.execve(setup.init_fd, ["pyoci-init", str(plan_fd)], {})

@@ -76,9 +76,14 @@ class Container:
 
     def runc_state(self):
         """runc's `state` output: the spec state plus rootfs, created, owner."""
-        st = self.oci_state()
+        oci = self.oci_state()
+        # runc's key order (its containerState struct): list --format json
+        # and state are matched on it by scripts
+        st = {k: oci[k] for k in ("ociVersion", "id", "pid", "status", "bundle")}
         st["rootfs"] = self.state.get("rootfs", "")
         st["created"] = self.state.get("created", "")
+        if "annotations" in oci:
+            st["annotations"] = oci["annotations"]
         st["owner"] = ""
         return st
 

@@ -141,7 +141,10 @@ def create(ctx, cid, opts):
             state["netns"] = child.netns_path
         sdir.save(state)
         if opts.pid_file:
-            write_atomic(os.path.abspath(opts.pid_file), str(child.pid).encode(), 0o644)
+            try:
+                write_atomic(os.path.abspath(opts.pid_file), str(child.pid).encode(), 0o644)
+            except OSError as e:
+                raise PyociError("--pid-file %s: %s" % (opts.pid_file, e.strerror))
     except BaseException:
         if child is not None:
             child.release_net_devices()

@@ -231,12 +231,14 @@ def exec_process(ctx, cid, opts):
     """Start the process; returns the exit status for the CLI."""
     from pyoci.linux import executable
     from pyoci.linux import sys as lsys
-    from pyoci.runtime.container import CREATED, PAUSED, STOPPED, Container, alive
+    from pyoci.runtime.container import PAUSED, STOPPED, Container, alive
 
     c = Container.load(ctx.root, cid)
     status = c.status()
-    if status in (STOPPED, CREATED):
+    if status == STOPPED:
         raise PyociError("container not running")
+    # A created container takes an exec'd process, as runc's does: its init
+    # (pyoci-init waiting on the exec fifo) holds the namespaces and root.
     paused = status == PAUSED
     if paused and not opts.ignore_paused:
         raise PyociError("cannot exec in a paused container (use --ignore-paused to override)")
@@ -309,7 +311,17 @@ def exec_process(ctx, cid, opts):
     if opts.pid_file:
         from pyoci.runtime.state import write_atomic
 
-        write_atomic(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644)
+        try:
+            write_atomic(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644)
+        except OSError as e:
+            # as runc: the process started, but the caller cannot know it
+            try:
+                os.kill(pid, 9)
+                if not opts.detach:
+                    os.waitpid(pid, 0)   # our child (we are its subreaper)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            raise PyociError("--pid-file %s: %s" % (opts.pid_file, e.strerror))
     if opts.pidfd_socket:
         from pyoci.cli.lifecycle import _send_pidfd
 

@@ -328,11 +328,20 @@ def test_exec_paused_and_ignore_paused(runtime, running, tmp_path):
     force_delete(runtime, "x1")
 
 
-def test_exec_into_created_or_stopped_container_fails(runtime, make_bundle):
-    b = make_bundle(["true"])
+def test_exec_into_created_container_works_and_stopped_fails(runtime, make_bundle, tmp_path):
+    """As runc: exec into a created container runs in its namespaces and
+    root (its init still waits for start); into a stopped one it fails."""
+    b = make_bundle(["true"], lambda c: c.update(hostname="x3host"))
+    with open(os.path.join(b, "rootfs", "marker"), "w") as f:
+        f.write("in-rootfs\n")
     runtime.cmd("create", "-b", b, "x3", check=True)
-    p = runtime.cmd("exec", "x3", "true")
-    assert p.returncode == 255 and "container not running" in p.stderr
+    p = runtime.cmd("exec", "x3", "sh", "-c", "hostname; cat /marker")
+    assert p.returncode == 0 and p.stdout.split() == ["x3host", "in-rootfs"], p.stderr
+    assert runtime.state("x3")["status"] == "created"
+    # a pid file in a missing directory is a clear error, not a traceback
+    p = runtime.cmd("exec", "--pid-file", str(tmp_path / "no" / "pid"), "x3", "true")
+    assert p.returncode == 255 and "--pid-file" in p.stderr and "No such file" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
     runtime.cmd("start", "x3", check=True)
     for _ in range(500):
         if runtime.state("x3")["status"] == "stopped":
