@@ -3,13 +3,12 @@
 Command modules are imported only when their command runs, to keep
 `pyoci state` and friends as cheap as the interpreter allows.
 """
-import os
 import sys
 
 from pyoci import SPEC_VERSION, __version__
 from pyoci.cli import log
 from pyoci.cli.args import Flag, UsageError, parse
-from pyoci.errors import PyociError
+from pyoci.errors import Interrupted, PyociError
 
 GLOBAL_FLAGS = [
     Flag("--root", value=True, help="state directory (default /run/pyoci; $XDG_RUNTIME_DIR/pyoci when rootless)"),
@@ -53,32 +52,15 @@ VERSION_TEXT = "pyoci version %s\nspec: %s\npython: %s\n" % (
     __version__, SPEC_VERSION, sys.version.split()[0])
 
 
-class Context:
-    """What the global flags say, handed to every command."""
+def Context(opts):
+    """The Runtime the global flags describe (pyoci.runtime.Runtime)."""
+    from pyoci.runtime import Runtime
 
-    def __init__(self, opts):
-        self.debug = opts["debug"]
-        self.systemd_cgroup = opts["systemd_cgroup"]
-        rl = opts["rootless"]
-        if rl not in ("auto", "true", "false"):
-            raise UsageError("invalid --rootless value %r: must be auto, true or false" % rl)
-        self._rootless = None if rl == "auto" else rl == "true"
-        root = opts["root"]
-        if not root:
-            xdg = os.environ.get("XDG_RUNTIME_DIR")
-            root = os.path.join(xdg, "pyoci") if (os.geteuid() != 0 and xdg) else "/run/pyoci"
-        self.root = os.path.abspath(root)
-        self.log = log.current
-
-    @property
-    def rootless(self):
-        """--rootless auto: when not root, or root of a user namespace (whose
-        cgroups and device rules are as out of reach), as runc decides."""
-        if self._rootless is None:
-            from pyoci.linux import userns
-
-            self._rootless = os.geteuid() != 0 or userns.inside()
-        return self._rootless
+    rl = opts["rootless"]
+    if rl not in ("auto", "true", "false"):
+        raise UsageError("invalid --rootless value %r: must be auto, true or false" % rl)
+    return Runtime(root=opts["root"], log=log.current, rootless=None if rl == "auto" else rl == "true",
+                   systemd_cgroup=opts["systemd_cgroup"], debug=opts["debug"])
 
 
 def usage():
@@ -139,5 +121,7 @@ def main(argv=None):
         return code
     except KeyboardInterrupt:
         return 130
+    except Interrupted as e:
+        return 128 + e.signum
     except BrokenPipeError:
         return 1

@@ -1,10 +1,9 @@
 """update and events: a running container's cgroup (runc's commands)."""
 import sys
-import time
 
 from pyoci import jsonio as json
 from pyoci.cli.args import Flag, UsageError, check_args, format_help, parse
-from pyoci.errors import ConfigError, PyociError
+from pyoci.errors import PyociError
 
 UPDATE_FLAGS = [
     Flag("--resources|-r", value=True,
@@ -88,9 +87,6 @@ def resources_from_flags(opts):
     return r
 
 
-UPDATABLE = ("memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma", "unified")
-
-
 def _read_resources(path):
     try:
         if path == "-":
@@ -109,69 +105,21 @@ def _read_resources(path):
     return r
 
 
-def merge(old, patch):
-    out = dict(old or {})
-    for k, v in patch.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = dict(out[k], **v)
-        else:
-            out[k] = v
-    return out
-
-
-def cmd_update(ctx, args):
+def cmd_update(rt, args):
     opts, pos = parse(args, UPDATE_FLAGS)
     if opts["help"]:
         sys.stdout.write(format_help("update [command options] <container-id>", "Update a container's "
                                      "resource constraints (cgroup limits).", UPDATE_FLAGS))
         return 0
     check_args("update", pos, 1)
+    rdt = None
     if opts["resources"]:
-        patch = _read_resources(opts["resources"])
-        if patch.get("devices") and ctx.log:
-            ctx.log.warning("update: linux.resources.devices cannot be updated; ignored")
-        patch = {k: v for k, v in patch.items() if k in UPDATABLE}
+        resources = _read_resources(opts["resources"])
     else:
-        if opts["l3_cache_schema"] or opts["mem_bw_schema"]:
-            raise PyociError("update: Intel RDT is not supported by this pyoci")
-        patch = resources_from_flags(opts)
-    from pyoci.runtime.container import STOPPED, Container
-
-    c = Container.load(ctx.root, pos[0])
-    with c.dir:
-        if c.status() == STOPPED:
-            raise PyociError("container not running")   # runc's words
-        cg = c.cgroup()
-        merged = merge(cg.resources, patch)
-        apply = dict(patch)
-        mem = apply.get("memory")
-        if cg.version() == 2 and mem and "swap" in mem and "limit" not in mem:
-            # v2 swap is given as memory+swap; the conversion needs the limit
-            limit = (merged.get("memory") or {}).get("limit")
-            apply["memory"] = dict(mem, limit=limit) if limit else mem
-        try:
-            if mem and (merged.get("memory") or {}).get("checkBeforeUpdate"):
-                _check_before_update(cg, mem)
-            cg.apply(apply, warn=ctx.log.warning, devices=False, restore=True)
-        except ConfigError as e:
-            raise PyociError("update: %s: %s" % (e.path, e.reason))
-        cg.resources = merged
-        c.state["cgroup"] = cg.to_state()
-        c.dir.save(c.state)
+        rdt = opts["l3_cache_schema"] or opts["mem_bw_schema"]
+        resources = resources_from_flags(opts)
+    rt.update(pos[0], resources, intel_rdt=rdt)
     return 0
-
-
-def _check_before_update(cg, mem):
-    limit = mem.get("limit")
-    if not limit or limit < 0:
-        return
-    from pyoci.linux.cgroups import stats
-
-    d = cg.dir_for("memory")
-    usage = stats._int(d, "memory.usage_in_bytes" if cg.version() == 1 else "memory.current")
-    if usage and limit < usage:
-        raise ConfigError("linux.resources.memory.limit", "%d is below the current usage %d "
-                          "(memory.checkBeforeUpdate)" % (limit, usage))
 
 
 EVENTS_FLAGS = [Flag("--interval", value=True, default="5s", help="stats interval (Go duration: 5s, 500ms)"),
@@ -209,7 +157,7 @@ def _emit(obj):
     sys.stdout.flush()
 
 
-def cmd_events(ctx, args):
+def cmd_events(rt, args):
     opts, pos = parse(args, EVENTS_FLAGS)
     if opts["help"]:
         sys.stdout.write(format_help("events [--stats] [--interval D] ID",
@@ -221,27 +169,10 @@ def cmd_events(ctx, args):
     interval = parse_duration(opts["interval"])
     if interval <= 0:
         raise UsageError("duration interval must be greater than 0")
-    from pyoci.linux.cgroups import stats
-    from pyoci.runtime.container import STOPPED, Container
-
-    c = Container.load(ctx.root, pos[0])
-    if c.status() == STOPPED:
-        raise PyociError("container with id %s is not running" % c.id)
-    cg = c.cgroup()
     if opts["stats"]:
-        _emit({"type": "stats", "id": c.id, "data": stats.collect(cg)})
+        _emit(rt.stats(pos[0]))
         return 0
-    ooms = stats.oom_count(cg)
-    next_stats = time.monotonic()
-    while True:
-        now = time.monotonic()
-        n = stats.oom_count(cg)
-        if n > ooms:
-            _emit({"type": "oom", "id": c.id})
-        ooms = n
-        if c.status() == STOPPED:
-            return 0
-        if now >= next_stats:
-            _emit({"type": "stats", "id": c.id, "data": stats.collect(cg)})
-            next_stats = now + interval
-        time.sleep(max(0.0, min(0.05, next_stats - time.monotonic())))
+    for event in rt.events(pos[0], interval):
+        _emit(event)
+    return 0
+

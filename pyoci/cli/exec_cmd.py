@@ -25,7 +25,7 @@ EXEC_FLAGS = [
 ]
 
 
-def cmd_exec(ctx, args):
+def cmd_exec(rt, args):
     opts, pos = parse(args, EXEC_FLAGS, stop_at_positional=True)
     if opts["help"]:
         import sys
@@ -37,7 +37,7 @@ def cmd_exec(ctx, args):
     check_args("exec", pos, 1, "min")
     if not opts["process"] and len(pos) < 2:
         raise UsageError('"exec" requires a command (or --process FILE)')
-    from pyoci.runtime.exec import ExecOptions, exec_process
+    from pyoci.runtime.exec import ExecOptions
 
     nnp = opts["no_new_privs"]
     eo = ExecOptions(process=opts["process"], console_socket=opts["console_socket"],
@@ -48,4 +48,4 @@ def cmd_exec(ctx, args):
                      preserve_fds=int_flag(opts, "preserve_fds", "--preserve-fds"),
                      detach=opts["detach"], pid_file=opts["pid_file"], cgroups=opts["cgroup"],
                      ignore_paused=opts["ignore_paused"], args=pos[1:])
-    return exec_process(ctx, pos[0], eo)
+    return rt.exec(pos[0], eo)

@@ -1,5 +1,4 @@
 """list, ps, pause, resume."""
-import os
 import sys
 
 from pyoci import jsonio as json
@@ -23,7 +22,7 @@ LIST_FLAGS = [Flag("--format|-f", value=True, default="table", help="table or js
               Flag("--quiet|-q", help="only ids"), Flag("--help|-h")]
 
 
-def cmd_list(ctx, args):
+def cmd_list(rt, args):
     opts, pos = parse(args, LIST_FLAGS)
     if opts["help"]:
         sys.stdout.write(format_help("list [command options]", "Lists containers started by pyoci with the "
@@ -32,23 +31,7 @@ def cmd_list(ctx, args):
     check_args("list", pos, 0)
     if opts["format"] not in ("table", "json"):
         raise UsageError("invalid format option %r: must be table or json" % opts["format"])
-    from pyoci.runtime.container import Container
-    from pyoci.runtime.state import list_ids
-
-    items = []
-    for cid in list_ids(ctx.root):
-        try:
-            c = Container.load(ctx.root, cid)
-        except Exception:
-            continue
-        st = c.runc_state()
-        try:
-            import pwd
-
-            st["owner"] = pwd.getpwuid(os.stat(c.dir.path).st_uid).pw_name
-        except (KeyError, OSError):
-            st["owner"] = "#%d" % os.stat(c.dir.path).st_uid
-        items.append(st)
+    items = rt.list()
     if opts["quiet"]:
         sys.stdout.write("".join(i["id"] + "\n" for i in items))
     elif opts["format"] == "json":
@@ -63,22 +46,19 @@ def cmd_list(ctx, args):
 PS_FLAGS = [Flag("--format|-f", value=True, default="table", help="table or json"), Flag("--help|-h")]
 
 
-def cmd_ps(ctx, args):
+def cmd_ps(rt, args):
     opts, pos = parse(args, PS_FLAGS, stop_at_positional=True)
     if opts["help"]:
         sys.stdout.write(format_help("ps [command options] <container-id> [ps options]", "ps displays the "
                                      "processes running inside a container.", PS_FLAGS))
         return 0
     check_args("ps", pos, 1, "min")
-    from pyoci.runtime.container import STOPPED, Container
-
-    c = Container.load(ctx.root, pos[0])
-    pids = c.cgroup().pids() if c.status() != STOPPED else []
+    if opts["format"] not in ("table", "json"):
+        raise UsageError("invalid format option %r: must be table or json" % opts["format"])
+    pids = rt.ps(pos[0])
     if opts["format"] == "json":
         sys.stdout.write(json.dumps(pids) + "\n")
         return 0
-    if opts["format"] != "table":
-        raise UsageError("invalid format option %r: must be table or json" % opts["format"])
     import subprocess
 
     ps_args = pos[1:] or ["-ef"]
@@ -103,7 +83,7 @@ def cmd_ps(ctx, args):
     return 0
 
 
-def _pause(ctx, args, on):
+def _pause(rt, args, on):
     opts, pos = parse(args, [Flag("--help|-h")])
     name = "pause" if on else "resume"
     if opts["help"]:
@@ -111,22 +91,13 @@ def _pause(ctx, args, on):
                                      "freezer)." if on else "Resume all processes of a paused container."), []))
         return 0
     check_args(name, pos, 1)
-    from pyoci.runtime.container import PAUSED, RUNNING, Container
-
-    c = Container.load(ctx.root, pos[0])
-    with c.dir:
-        status = c.status()
-        if on and status != RUNNING:
-            raise PyociError("container not running")
-        if not on and status != PAUSED:
-            raise PyociError("container not paused")
-        c.cgroup().freeze(on)
+    (rt.pause if on else rt.resume)(pos[0])
     return 0
 
 
-def cmd_pause(ctx, args):
-    return _pause(ctx, args, True)
+def cmd_pause(rt, args):
+    return _pause(rt, args, True)
 
 
-def cmd_resume(ctx, args):
-    return _pause(ctx, args, False)
+def cmd_resume(rt, args):
+    return _pause(rt, args, False)

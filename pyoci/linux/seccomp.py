@@ -192,7 +192,7 @@ def program(sc, root=None, warn=None):
     data, fl = compile(sc, warn)
     if path:
         try:
-            from pyoci.runtime.state import write_atomic
+            from pyoci.fileio import write_atomic
 
             os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
             write_atomic(path, data, 0o600)

@@ -20,6 +20,7 @@ may run in them.
 import os
 
 from pyoci.errors import PyociError
+from pyoci.runtime import fault
 
 
 class Setup:
@@ -40,13 +41,17 @@ def stage1(setup, join_fds, to_child, from_child):
         from pyoci.linux import namespaces
         from pyoci.linux import sys as lsys
 
+        if setup.lock_fd >= 0:
+            os.close(setup.lock_fd)   # the lock is the runtime's alone
         to_child.close_write()
         from_child.close_read()
+        fault.point("c1:started")
         # Debug lines name the stages as runc's do (scripts grep for them).
         setup.log.debug("nsexec container setup: stage 1 joins and unshares the namespaces (pid %d)" % os.getpid())
         if setup.ns.has("user"):
             _preload_userns(setup)
         namespaces.join(join_fds)
+        fault.point("c1:joined")
         if "user" in setup.ns.new:
             _new_userns(to_child, from_child)
         elif setup.ns.has("user"):
@@ -58,11 +63,13 @@ def stage1(setup, join_fds, to_child, from_child):
         flags = setup.ns.unshare_flags & ~lsys.CLONE_NEWCGROUP
         if flags:
             lsys.unshare(flags)
+        fault.point("c1:unshared")
         if "time" in setup.ns.new:
             namespaces.set_time_offsets((setup.config.get("linux") or {}).get("timeOffsets"))
         pid = os.fork()
         if pid == 0:
             stage2(setup, to_child, from_child)
+        fault.point("c1:forked")
         from_child.send({"pid": pid})
         os._exit(0)
     except BaseException as e:
@@ -90,6 +97,7 @@ def stage2(setup, to_child, from_child):
         if not msg or not msg.get("go"):
             os._exit(1)
         setup.seccomp_state = msg.get("seccomp_state")
+        fault.point("c2:go")
         setup.log.debug("child process in init(): building the container (pid %d)" % os.getpid())
         build(setup, from_child, to_child)
     except BaseException as e:
@@ -156,6 +164,7 @@ def build(setup, chan, to_child=None):
         cgroup mount of our own namespace, hooks, and the init's exec."""
         if setup.joined:
             return
+        fault.point("c2:wait-joined")
         msg = to_child.recv()
         if not msg or not msg.get("joined"):
             os._exit(1)
@@ -164,6 +173,7 @@ def build(setup, chan, to_child=None):
             to_child.close_read()
         if "cgroup" in ns.new:
             lsys.unshare(lsys.CLONE_NEWCGROUP)
+        fault.point("c2:in-cgroup")
 
     setup.joined = False
     rootfs = None
@@ -182,6 +192,7 @@ def build(setup, chan, to_child=None):
         rootfs.before_cgroup_mount = enter_cgroup
         try:
             rootfs.prepare()
+            fault.point("c2:rootfs-prepared")
         except PyociError as e:
             if in_userns and str(e).endswith("Permission denied"):
                 raise PyociError("%s (the container's root is uid %s on the host: it must own or be "
@@ -199,11 +210,13 @@ def build(setup, chan, to_child=None):
     else:
         os.chroot(setup.rootfs)
         os.chdir("/")
+    fault.point("c2:root-switched")
     sysctl.apply(linux.get("sysctl"))
     if rootfs is not None:
         rootfs.finish()
     if "uts" in ns.new:
         uts.apply(config)
+    fault.point("c2:container-set")
 
     if not setup.opts.no_new_keyring:
         from pyoci.linux import keyring
@@ -221,6 +234,7 @@ def build(setup, chan, to_child=None):
         lsock = final.move_above(setup.seccomp_listener.detach(), keep)
         plan.seccomp_listener(lsock, setup.seccomp_state)
     plan_fd = final.move_above(plan.to_memfd(), keep)
+    fault.point("c2:plan-ready")
     setup.log.debug("init: closing the pipe to signal completion: executing pyoci-init")
     final.close_all_but(keep, {fifo, fifo_dir, plan_fd, setup.init_fd, chan.wfd, lsock, *plan.fds})
     chan.send({"ready": True})

@@ -1,64 +1,107 @@
-"""A container as the state directory records it: status and the
-operations on an existing container (start, kill, delete, pause)."""
+"""A container as its state directory records it, and the operations on an
+existing one: start, signal, pause, resume, update, processes, stats and
+events, delete. create is in create.py, exec in exec.py, run's foreground
+in foreground.py.
+
+Every operation asks the state machine (status.py) first. A Container from
+Container.open() holds the directory's lock from before the state was read
+until it is closed (`with Container.open(...) as c:`), so load -> act ->
+save is one step for every other command on the same id.
+"""
 import os
 import time
 
 from pyoci import SPEC_VERSION
-from pyoci.errors import ContainerNotRunning, PyociError
-from pyoci.runtime.state import StateDir
-
-CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
-
-
-def proc_stat(pid):
-    """(state letter, start time in ticks) of a process, or None if gone."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = data[data.rindex(b")") + 2:].split()
-    return fields[0].decode(), int(fields[19])
+from pyoci.errors import ContainerBroken, ContainerNotExist, ContainerNotRunning, PyociError
+from pyoci.runtime import status as S
+from pyoci.runtime.state import State, StateDir
 
 
-def alive(pid, start_time):
-    st = proc_stat(pid) if pid > 0 else None
-    return bool(st) and st[0] not in ("Z", "X") and st[1] == start_time
+class NullLog:
+    def debug(self, msg):
+        pass
+
+    info = warning = debug
 
 
 class Container:
-    def __init__(self, sdir, state):
+    def __init__(self, sdir, state, log=None, broken=None):
         self.dir = sdir
         self.state = state
+        self.log = log or NullLog()
+        self.broken = broken      # why the state is unusable (status "broken")
         self.destroyed = False
         self._poststop_done = False
 
+    # -- loading -------------------------------------------------------
     @classmethod
-    def load(cls, root, cid):
+    def open(cls, root, cid, log=None, shared=False):
+        """The container, its directory locked (exclusive, or shared for
+        operations that change no document) before its state is read. A
+        broken one comes with what its cleanup record says."""
         sdir = StateDir(root, cid)
-        return cls(sdir, sdir.load())
+        sdir.lock(shared)
+        try:
+            return cls._load(sdir, log)
+        except BaseException:
+            sdir.unlock()
+            raise
 
+    @classmethod
+    def peek(cls, root, cid, log=None):
+        """A snapshot without the lock (state, list, ps). A directory whose
+        lock is held and that has no state yet is a create under way: it
+        does not exist yet, as with runc."""
+        sdir = StateDir(root, cid)
+        c = cls._load(sdir, log)
+        if c.broken and sdir.busy():
+            raise ContainerNotExist(cid)
+        return c
+
+    @classmethod
+    def _load(cls, sdir, log):
+        try:
+            return cls(sdir, sdir.load(), log)
+        except ContainerBroken as e:
+            return cls(sdir, sdir.load_cleanup() or State(sdir.id), log, broken=e.reason)
+
+    def close(self):
+        self.dir.unlock()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- what it is ----------------------------------------------------
     @property
     def id(self):
         return self.dir.id
 
     @property
     def pid(self):
-        return self.state.get("pid", 0)
+        return self.state.pid
+
+    def init_alive(self):
+        return S.alive(self.state.pid, self.state.start_time)
 
     def cgroup(self):
+        """The container's Cgroup, or None (a rootless container without a
+        delegated cgroup; a create killed before it planned one)."""
+        if not self.state.cgroup:
+            return None
         from pyoci.linux.cgroups import Cgroup
 
-        return Cgroup.from_state(self.state.get("cgroup"))
+        return Cgroup.from_state(self.state.cgroup)
 
     def status(self):
-        if not alive(self.pid, self.state.get("start_time")):
-            return STOPPED
-        if os.path.exists(self.dir.fifo):
-            return CREATED
-        if self.state.get("cgroup") and self.cgroup().frozen():
-            return PAUSED
-        return RUNNING
+        if self.broken:
+            return S.BROKEN
+        return S.derive(self.state, lambda: os.path.exists(self.dir.fifo), lambda: self.cgroup().frozen())
+
+    def check(self, op, status=None):
+        S.check(op, status or self.status(), self.id, self.broken)
 
     def oci_state(self, status=None):
         """The runtime-spec state document."""
@@ -67,38 +110,40 @@ class Container:
             "ociVersion": SPEC_VERSION,
             "id": self.id,
             "status": status,
-            "pid": self.pid if status != STOPPED else 0,
-            "bundle": self.state["bundle"],
+            "pid": self.pid if status not in (S.STOPPED, S.BROKEN) else 0,
+            "bundle": self.state.bundle,
         }
-        if self.state.get("annotations"):
-            st["annotations"] = self.state["annotations"]
+        if self.state.annotations:
+            st["annotations"] = self.state.annotations
         return st
 
-    def runc_state(self):
-        """runc's `state` output: the spec state plus rootfs, created, owner."""
-        oci = self.oci_state()
-        # runc's key order (its containerState struct): list --format json
-        # and state are matched on it by scripts
+    def runc_state(self, status=None):
+        """runc's `state` output: the spec state plus rootfs, created, owner,
+        in runc's key order (its containerState struct): list --format json
+        and state are matched on it by scripts."""
+        oci = self.oci_state(status)
         st = {k: oci[k] for k in ("ociVersion", "id", "pid", "status", "bundle")}
-        st["rootfs"] = self.state.get("rootfs", "")
-        st["created"] = self.state.get("created", "")
+        st["rootfs"] = self.state.rootfs
+        st["created"] = self.state.created
         if "annotations" in oci:
             st["annotations"] = oci["annotations"]
         st["owner"] = ""
         return st
 
-    # -- operations ------------------------------------------------------
+    def save(self):
+        self.dir.save(self.state)
+
+    # -- start ---------------------------------------------------------
     def start(self):
-        status = self.status()
-        if status == STOPPED:
-            raise PyociError("cannot start a container that has stopped")
-        if status != CREATED:
-            raise PyociError("cannot start an already running container")
-        hooks = (self.state.get("config") or {}).get("hooks") or {}
+        self.check("start")
+        hooks = self.state.hooks or {}
         if hooks.get("startContainer"):
             from pyoci.runtime.exec import container_spawner
 
-            self._hooks_or_destroy("startContainer", hooks, CREATED, container_spawner(self))
+            self._hooks_or_destroy("startContainer", hooks, S.CREATED, container_spawner(self))
+        from pyoci.runtime import fault
+
+        fault.point("start:open-fifo")
         fd = os.open(self.dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             # The init opens the fifo for writing when we open it for reading,
@@ -114,8 +159,9 @@ class Container:
                             break
                     except BlockingIOError:
                         pass
-                if not alive(self.pid, self.state.get("start_time")):
-                    raise PyociError("cannot start a container that has stopped")
+                if not self.init_alive():
+                    raise S.InvalidStatus("start", S.STOPPED, "cannot start a container that has stopped")
+            fault.point("start:released")
             if hooks.get("poststart"):
                 # pyoci-init keeps the fifo open until it executes the
                 # user's program: end-of-file means the program runs.
@@ -126,113 +172,274 @@ class Container:
                             break
                     except BlockingIOError:
                         pass
-                    if not alive(self.pid, self.state.get("start_time")):
+                    if not self.init_alive():
                         break
         finally:
             os.close(fd)
         os.unlink(self.dir.fifo)
+        fault.point("start:fifo-removed")
         if hooks.get("poststart"):
-            self._hooks_or_destroy("poststart", hooks, RUNNING)
+            self._hooks_or_destroy("poststart", hooks, S.RUNNING)
 
     def _hooks_or_destroy(self, kind, hooks, status, spawn=None):
         """Run the hooks of `kind`; if one fails, the container is stopped
         and destroyed (the poststop hooks run) and the error raised, as
         runtime-spec 1.3.0 has it for startContainer and poststart."""
-        from pyoci.cli import log
         from pyoci.runtime import hooks as H
 
         try:
-            H.run(kind, hooks.get(kind), self.oci_state(status), spawn=spawn, debug=log.current.debug)
+            H.run(kind, hooks.get(kind), self.oci_state(status), spawn=spawn, debug=self.log.debug)
         except PyociError:
             self.destroy()
             raise
 
+    # -- signals -------------------------------------------------------
     def signal(self, sig, all_processes=False):
-        stopped = self.status() == STOPPED
-        if stopped and not (all_processes and self.state.get("cgroup")):
-            raise ContainerNotRunning()
+        """kill: the init, or with all_processes every process of the
+        cgroup. With --all a stopped container is no error (as runc): its
+        init has exited, but processes it left (no pid namespace of its own,
+        or a shared one) may still hold the engine's stdio pipes, and
+        containerd's shim waits for them to be killed. Signal 0 only says
+        whether the init is alive."""
+        status = self.status()
+        cg = self.cgroup()
+        if status == S.STOPPED and cg is None:
+            all_processes = False   # nothing left to signal: "container not running"
+        self.check("kill-all" if all_processes else "kill", status)
         if all_processes:
-            # With --all, a stopped container is no error (as runc): its init
-            # has exited, but processes it left (no pid namespace of its own,
-            # or a shared one) may still hold the engine's stdio pipes, and
-            # containerd's shim waits for them to be killed.
-            # Freeze the cgroup while signalling, so that no process forks
-            # past the list; thaw afterwards (a frozen process would not
-            # act on SIGKILL), as runc does.
-            cg = self.cgroup()
-            if sig == 9 and cg.kill_all():
+            if cg is not None and signal_cgroup(cg, sig):
                 return
-            froze = False
-            try:
-                cg.freeze(True)
-                froze = True
-            except (PyociError, OSError):
-                pass
-            try:
-                pids = cg.pids()
-                for pid in pids:
-                    try:
-                        os.kill(pid, sig)
-                    except ProcessLookupError:
-                        pass
-            finally:
-                if froze:
-                    cg.freeze(False)
-            if pids or stopped:
+            if status == S.STOPPED:
                 return
         try:
             os.kill(self.pid, sig)
         except ProcessLookupError:
             raise ContainerNotRunning()
+        if status == S.PAUSED and sig == 9:
+            # a frozen process acts on SIGKILL only once thawed (runc)
+            try:
+                self.cgroup().freeze(False)
+            except (PyociError, OSError):
+                pass
 
     def wait_stopped(self, timeout=10.0):
         deadline = time.monotonic() + timeout
-        while alive(self.pid, self.state.get("start_time")):
+        while self.init_alive():
             if time.monotonic() > deadline:
                 raise PyociError("container %s did not stop within %.0f s" % (self.id, timeout))
             time.sleep(0.002)
 
+    # -- cgroup operations ---------------------------------------------
+    def pause(self):
+        self.check("pause")
+        self._cgroup_or_fail("pause").freeze(True)
+
+    def resume(self):
+        self.check("resume")
+        self._cgroup_or_fail("resume").freeze(False)
+
+    def _cgroup_or_fail(self, what):
+        cg = self.cgroup()
+        if cg is None:
+            raise PyociError("no cgroup: cannot %s" % what)
+        return cg
+
+    def update(self, resources, intel_rdt=None):
+        """Apply a linux.resources patch (runc's `update`): the files are
+        written, restored on failure, and the merged resources saved."""
+        self.check("update")
+        if intel_rdt:
+            raise PyociError("update: Intel RDT is not supported by this pyoci")
+        if not isinstance(resources, dict):
+            raise PyociError("update: resources must be a JSON object of linux.resources")
+        if resources.get("devices"):
+            self.log.warning("update: linux.resources.devices cannot be updated; ignored")
+        patch = {k: v for k, v in resources.items() if k in UPDATABLE}
+        cg = self._cgroup_or_fail("update")
+        merged = merge(cg.resources, patch)
+        apply = dict(patch)
+        mem = apply.get("memory")
+        if cg.version() == 2 and mem and "swap" in mem and "limit" not in mem:
+            # v2 swap is given as memory+swap; the conversion needs the limit
+            limit = (merged.get("memory") or {}).get("limit")
+            apply["memory"] = dict(mem, limit=limit) if limit else mem
+        from pyoci.errors import ConfigError
+        from pyoci.runtime import fault
+
+        try:
+            if mem and (merged.get("memory") or {}).get("checkBeforeUpdate"):
+                _check_before_update(cg, mem)
+            fault.point("update:apply")
+            cg.apply(apply, warn=self.log.warning, devices=False, restore=True)
+        except ConfigError as e:
+            raise PyociError("update: %s: %s" % (e.path, e.reason))
+        fault.point("update:applied")
+        cg.resources = merged
+        self.state.cgroup = cg.to_state()
+        self.save()
+
+    def processes(self):
+        """Host pids of every process in the container's cgroup."""
+        status = self.status()
+        self.check("ps", status)
+        cg = self.cgroup()
+        return cg.pids() if cg is not None and status != S.STOPPED else []
+
+    def stats(self):
+        self.check("events")
+        from pyoci.linux.cgroups import stats
+
+        return {"type": "stats", "id": self.id, "data": stats.collect(self._cgroup_or_fail("stats"))}
+
+    def events(self, interval):
+        """runc's `events` stream: a stats event every `interval` seconds and
+        an oom event when the kernel OOM-kills in the cgroup; ends when the
+        container stopped."""
+        self.check("events")
+        from pyoci.linux.cgroups import stats
+
+        cg = self._cgroup_or_fail("events")
+        ooms = stats.oom_count(cg)
+        next_stats = time.monotonic()
+        while True:
+            now = time.monotonic()
+            n = stats.oom_count(cg)
+            if n > ooms:
+                yield {"type": "oom", "id": self.id}
+            ooms = n
+            if not self.init_alive():
+                return
+            if now >= next_stats:
+                yield {"type": "stats", "id": self.id, "data": stats.collect(cg)}
+                next_stats = now + interval
+            time.sleep(max(0.0, min(0.05, next_stats - time.monotonic())))
+
+    # -- delete --------------------------------------------------------
+    def delete(self, force=False):
+        """runc's delete: a stopped or created container (its init killed);
+        with force any, broken ones too."""
+        status = self.status()
+        self.check("delete-force" if force else "delete", status)
+        self.destroy()
+
     def destroy(self):
-        """Kill whatever is left and remove the cgroup and the state."""
-        if self.state.get("netDevices"):
+        """Remove every trace, in an order that a kill at any moment leaves
+        repeatable: devices back to the host while their namespace exists,
+        every process of the container (the init, then what its cgroup
+        holds), the cgroups, the state directory (its documents last), then
+        the poststop hooks, which only warn."""
+        from pyoci.runtime import fault
+
+        st = self.state
+        if st.net_devices:
             self._release_net_devices()
-        if alive(self.pid, self.state.get("start_time")):
+            fault.point("delete:devices-released")
+        if self.init_alive():
             try:
-                os.kill(self.pid, 9)  # SIGKILL
+                os.kill(st.pid, 9)
             except ProcessLookupError:
                 pass
-            self.wait_stopped()
-        if self.state.get("cgroup"):
-            self.cgroup().destroy()
+        cg = self.cgroup()
+        if cg is not None:
+            if cg.frozen():
+                try:
+                    cg.freeze(False)   # a frozen process would never die
+                except (PyociError, OSError):
+                    pass
+            if _owned(cg):
+                signal_cgroup(cg, 9)
+        fault.point("delete:killed")
+        self.wait_stopped()
+        if cg is not None:
+            cg.destroy()
+            fault.point("delete:cgroup-removed")
+        if st.netns and st.netns.startswith(self.dir.path + "/"):
+            from pyoci.linux import network
+
+            network.unpin(st.netns)
         self.dir.remove()
         self.destroyed = True
-        hooks = (self.state.get("config") or {}).get("hooks") or {}
-        if hooks.get("poststop") and not self._poststop_done:
-            # after the container is deleted; a failure only warns
-            from pyoci.cli import log
+        hooks = st.hooks or {}
+        if hooks.get("poststop") and not self._poststop_done and not self.broken:
             from pyoci.runtime import hooks as H
 
             self._poststop_done = True
-            H.run("poststop", hooks["poststop"], self.oci_state(STOPPED), warn=log.current.warning,
-                  debug=log.current.debug)
+            H.run("poststop", hooks["poststop"], self.oci_state(S.STOPPED), warn=self.log.warning,
+                  debug=self.log.debug)
 
     def _release_net_devices(self):
         """linux.netDevices go back to the host, under their host names,
-        while their namespace still exists: the init's, or a joined one."""
+        while their namespace still exists: the pinned one, or a joined one."""
         from pyoci.linux import network
 
-        path = self.state.get("netns")
-        if not path and alive(self.pid, self.state.get("start_time")):
+        path = self.state.netns
+        if not path and self.init_alive():
             path = "/proc/%d/ns/net" % self.pid
-        if path:
-            network.move_out(self.state["netDevices"], path)
-        if path and path.startswith(self.dir.path + "/"):
-            network.unpin(path)
+        if path and os.path.exists(path):
+            network.move_out(self.state.net_devices, path)
 
-    def delete(self, force=False):
-        status = self.status()
-        if status in (RUNNING, PAUSED) and not force:
-            raise PyociError("cannot delete container %s that is not stopped: %s" % (self.id, status))
-        if status == PAUSED:
-            self.cgroup().freeze(False)
-        self.destroy()
+
+def _owned(cg):
+    """The cgroup directories are the container's own (create made them):
+    every process in them is the container's to kill."""
+    st = cg.to_state()
+    created = set(st.get("created") or ())
+    paths = st.get("paths") or {}
+    return bool(paths) and all(d in created for d in paths.values())
+
+
+def signal_cgroup(cg, sig):
+    """Signal every process in the cgroup; False when it holds none. The
+    cgroup is frozen meanwhile, so that no process forks past the list,
+    and thawed after (a frozen process would not act on SIGKILL), as runc
+    does; SIGKILL goes through cgroup.kill where there is one."""
+    if sig == 9 and cg.kill_all():
+        return True
+    froze = False
+    try:
+        if not cg.frozen():
+            cg.freeze(True)
+            froze = True
+    except (PyociError, OSError):
+        pass
+    try:
+        pids = cg.pids()
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    finally:
+        if froze or sig == 9:
+            try:
+                cg.freeze(False)
+            except (PyociError, OSError):
+                pass
+    return bool(pids)
+
+
+UPDATABLE = ("memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma", "unified")
+
+
+def merge(old, patch):
+    out = dict(old or {})
+    for k, v in patch.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = dict(out[k], **v)
+        else:
+            out[k] = v
+    return out
+
+
+def _check_before_update(cg, mem):
+    limit = mem.get("limit")
+    if not limit or limit < 0:
+        return
+    from pyoci.errors import ConfigError
+    from pyoci.linux.cgroups import stats
+
+    d = cg.dir_for("memory")
+    usage = stats._int(d, "memory.usage_in_bytes" if cg.version() == 1 else "memory.current")
+    if usage and limit < usage:
+        raise ConfigError("linux.resources.memory.limit", "%d is below the current usage %d "
+                          "(memory.checkBeforeUpdate)" % (limit, usage))

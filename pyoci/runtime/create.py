@@ -16,22 +16,30 @@ Processes (P = this command):
   P   sees the sync pipe close on C2's exec, writes state.json and the pid
       file, and exits. Nothing of pyoci remains but pyoci-init.
 
-On any failure P kills C2 and removes the cgroup and state dir: a failed
-create leaves nothing behind.
+Crash safety: right after the state directory was made (mkdir is the one
+atomic step that makes exactly one of racing creates of an id win), and
+before anything else exists, P writes the cleanup record (state.py) with
+the cgroup it will make and the devices it will move; it writes it again
+whenever it made more (the cgroup, C2's pid). On any failure P destroys
+the container from that record, as `delete --force` does after a create
+that was killed: a failed create leaves nothing behind either way.
 """
 import os
 import time
 
 from pyoci.config import load_bundle
 from pyoci.errors import PyociError
-from pyoci.runtime import sync
-from pyoci.runtime.state import StateDir, write_atomic
+from pyoci.fileio import write_atomic
+from pyoci.runtime import fault, sync
+from pyoci.runtime.state import State, StateDir
 
 
 class CreateOptions:
     def __init__(self, bundle=None, pid_file=None, console_socket=None, no_pivot=False,
-                 no_new_keyring=False, preserve_fds=0, attached=False):
+                 no_new_keyring=False, preserve_fds=0, attached=False, pidfd_socket=None):
         self.bundle = bundle
+        self.pidfd_socket = pidfd_socket
+        self.hooks_started = False   # set once the prestart hooks ran
         # `attached`: a pyoci process stays to relay the terminal (`run` in
         # the foreground). With process.terminal and no --console-socket,
         # create then makes a connected pair that stands in for the console
@@ -72,8 +80,9 @@ def _check_terminal(config, opts):
                          "or allocate tty")
 
 
-def create(ctx, cid, opts):
-    """Returns the Container; raises PyociError with nothing left behind."""
+def create(ctx, cid, opts, keep_lock=False):
+    """Returns the Container (locked with keep_lock, for `run`); raises
+    PyociError with nothing left behind."""
     from pyoci.config.validate import validate
     from pyoci.linux import cgroups, namespaces
 
@@ -104,68 +113,102 @@ def create(ctx, cid, opts):
         from pyoci.linux import userns
 
         cg = userns.rootless_cgroup(cg, config, ctx.log.warning, hierarchies)
+    fault.point("create:checked")
 
     sdir.make()
+    fault.point("create:dir-made")
+    state = State(cid, bundle=bundle, rootfs=rootfs, annotations=config.get("annotations") or {},
+                  cgroup=_planned(cg), namespaces=sorted(ns_plan.new), process=config["process"],
+                  no_new_keyring=bool(opts.no_new_keyring), seccomp=(config.get("linux") or {}).get("seccomp"))
+    if net_devices and "network" in ns_plan.new:
+        # devices of a new namespace go back to the host from its pin, by
+        # the names they will have there; a joined namespace is not ours:
+        # its devices are recorded once moved
+        state.net_devices = [[h, (d or {}).get("name") or h] for h, d in sorted(net_devices.items())]
+        state.netns = sdir.netns
     child = None
     try:
+        sdir.save_cleanup(state)
+        fault.point("create:recorded")
         os.mkfifo(sdir.fifo, 0o622)
         _fifo_for_userns(sdir.fifo, ns_plan)
+        fault.point("create:fifo-made")
         cg.create()
+        fault.point("create:cgroup-made")
+        state.cgroup = cg.to_state()
+        sdir.save_cleanup(state)
+        fault.point("create:cgroup-recorded")
         lin = config.get("linux") or {}
         if cg.paths:   # none for a rootless container without a delegated cgroup
             # rootless: no device rules (v1 needs CAP_SYS_ADMIN, v2 CAP_BPF), as runc
             cg.apply(lin.get("resources") or {}, warn=ctx.log.warning, config_devices=lin.get("devices") or (),
                      devices=not ctx.rootless)
-        child = _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, settings)
+            fault.point("create:resources-applied")
+
+        def on_child(pid, start_time):
+            state.pid, state.start_time = pid, start_time
+            sdir.save_cleanup(state)
+            fault.point("create:init-recorded")
+
+        child = _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, settings, on_child)
         if net_devices:
             child.move_net_devices(net_devices, ns_plan, sdir)
-        state = {
-            "id": cid,
-            "pid": child.pid,
-            "start_time": child.start_time,
-            "bundle": bundle,
-            "rootfs": rootfs,
-            "created": _now_rfc3339nano(),
-            "annotations": config.get("annotations") or {},
-            "cgroup": cg.to_state(),
-            "namespaces": sorted(ns_plan.new),
-            "config": {"hooks": config.get("hooks") or {}},
-            # what `exec` starts from: the process as created, the keyring
-            # choice and the seccomp section (its program is in the cache)
-            "process": config["process"],
-            "no_new_keyring": bool(opts.no_new_keyring),
-            "seccomp": (config.get("linux") or {}).get("seccomp"),
-        }
-        if child.net_devices:
-            state["netDevices"] = child.net_devices
-            state["netns"] = child.netns_path
+            state.net_devices, state.netns = child.net_devices, child.netns_path
+            sdir.save_cleanup(state)
+            fault.point("create:devices-moved")
+        state.created = _now_rfc3339nano()
+        state.hooks = config.get("hooks") or {}
+        state.cgroup = cg.to_state()
         sdir.save(state)
+        fault.point("create:state-saved")
         if opts.pid_file:
             try:
                 write_atomic(os.path.abspath(opts.pid_file), str(child.pid).encode(), 0o644)
             except OSError as e:
                 raise PyociError("--pid-file %s: %s" % (opts.pid_file, e.strerror))
-    except BaseException:
-        if child is not None:
-            child.release_net_devices()
-            child.kill()
-        try:
-            cg.destroy(timeout=2.0)
-        finally:
-            sdir.remove()
-            if getattr(opts, "hooks_started", False):
-                # a hook failed (or what followed it): the lifecycle goes on
-                # at "destroy", then the poststop hooks, which only warn
-                from pyoci.runtime import hooks
+            fault.point("create:pid-file-written")
+        if opts.pidfd_socket:
+            from pyoci.linux import pidfd
 
-                hooks.run("poststop", (config.get("hooks") or {}).get("poststop"),
-                          hooks.state_doc(cid, "stopped", 0, bundle, config.get("annotations")),
-                          warn=ctx.log.warning, debug=ctx.log.debug)
+            pidfd.send(opts.pidfd_socket, child.pid)
+    except BaseException:
+        from pyoci.runtime.container import Container
+
+        # a hook failed (or what followed it): the lifecycle goes on at
+        # "destroy", then the poststop hooks, which only warn
+        state.hooks = (config.get("hooks") or {}) if opts.hooks_started else {}
+        if child is not None and state.pid == 0:
+            state.pid, state.start_time = child.pid, child.start_time
+        c = Container(sdir, state, ctx.log)
+        try:
+            c.destroy()
+        except PyociError as e:
+            ctx.log.warning("clean-up after the failed create: %s" % e)
         raise
-    sdir.unlock()
     from pyoci.runtime.container import Container
 
-    return Container(sdir, state)
+    c = Container(sdir, state, ctx.log)
+    fault.point("create:done")
+    if not keep_lock:
+        c.close()
+    return c
+
+
+def _planned(cg):
+    """The cgroup's state as create will leave it, for the cleanup record
+    written before it is made: every directory that does not exist yet
+    counts as made by us (one that another create makes meanwhile, or that
+    holds other cgroups, is left alone by destroy)."""
+    st = cg.to_state()
+    missing = []
+    for d in (st.get("paths") or {}).values():
+        chain = []
+        while d and d != "/" and not os.path.isdir(d):
+            chain.append(d)
+            d = os.path.dirname(d)
+        missing.extend(m for m in reversed(chain) if m not in missing)
+    st["created"] = list(st.get("created") or ()) + [m for m in missing if m not in (st.get("created") or ())]
+    return st
 
 
 class Child:
@@ -199,7 +242,7 @@ class Child:
             network.unpin(self.pinned)
 
     def kill(self):
-        from pyoci.runtime.container import alive
+        from pyoci.runtime.status import alive
 
         try:
             os.kill(self.pid, 9)
@@ -223,11 +266,11 @@ def _process_settings(config, log=None):
     return process.Settings(config["process"], linux, log)
 
 
-def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, settings):
+def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, settings, on_child):
     from pyoci.linux import executable, namespaces
     from pyoci.linux import sys as lsys
     from pyoci.runtime import child as childmod
-    from pyoci.runtime.container import proc_stat
+    from pyoci.runtime.status import proc_stat
 
     lsys._load()   # load the shim before fork, once
     seccomp = listener = None
@@ -262,12 +305,14 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
                            fifo_fd=fifo_fd, fifo_dir_fd=fifo_dir_fd, console=console, opts=opts, log=ctx.log,
                            seccomp=seccomp, settings=settings, seccomp_listener=listener,
                            idmap_fds=idmap_fds, idmap_trees=idmap_trees,
-                           create_hooks=_has_create_hooks(config))
+                           create_hooks=_has_create_hooks(config), lock_fd=sdir.lock_fd)
+    fault.point("create:fork")
     c1 = os.fork()
     if c1 == 0:
         childmod.stage1(setup, join_fds, to_child, from_child)   # never returns
     c2 = None
     try:
+        fault.point("create:forked")
         to_child.close_read()
         from_child.close_write()
         for fd in ([init_fd, fifo_fd] + ([fifo_dir_fd] if fifo_dir_fd >= 0 else []) + [fd for _, fd in join_fds] + list(idmap_fds.values())
@@ -284,6 +329,7 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
 
             userns.write_maps(c1, *ns_plan.id_maps)
             to_child.send({"mapped": True})
+            fault.point("create:userns-mapped")
             msg = from_child.recv()
         _, status = os.waitpid(c1, 0)
         if msg is None or "error" in msg:
@@ -291,6 +337,7 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
         c2 = msg["pid"]
         st = proc_stat(c2)
         child = Child(c2, st[1] if st else 0)
+        on_child(child.pid, child.start_time)
         if ns_plan.has("user"):
             # Raising a limit needs CAP_SYS_RESOURCE of the host's user
             # namespace, which the container's init no longer has.
@@ -303,14 +350,17 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
             go["seccomp_state"] = sc.listener_state(config["linux"]["seccomp"], sdir.id, c2, bundle,
                                                     config.get("annotations"))
         to_child.send(go)
+        fault.point("create:go-sent")
         # C2 builds the rootfs meanwhile, and waits for "joined" before it
         # unshares its cgroup namespace (see child.build).
         cg.join(c2)
+        fault.point("create:joined")
         try:
             to_child.send({"joined": True})
         except BrokenPipeError:
             pass   # C2 failed already: its error is read below
         msg = from_child.recv()
+        fault.point("create:init-built")
         if msg is not None and msg.get("hooks"):
             # C2 prepared the mounts and waits before pivot_root
             opts.hooks_started = True
@@ -323,6 +373,7 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
         msg = from_child.recv()
         if msg is not None:
             raise PyociError(msg.get("error") or "unexpected message from the container init")
+        fault.point("create:init-executed")
         st = proc_stat(c2)
         if not st or st[0] in ("Z", "X"):
             raise PyociError("container init exited during set-up")

@@ -38,7 +38,7 @@ instead, and waits for the go byte frozen, until the container is resumed.
 import os
 
 from pyoci.errors import PyociError
-from pyoci.runtime import sync
+from pyoci.runtime import fault, sync
 
 
 class ExecOptions:
@@ -84,9 +84,9 @@ def build_process(container, opts):
         if opts.tty:
             proc["terminal"] = True
     else:
-        base = container.state.get("process")
+        base = container.state.process
         if base is None:   # a container created before state kept its process
-            base = _load_json(os.path.join(container.state["bundle"], "config.json"), "config")["process"]
+            base = _load_json(os.path.join(container.state.bundle, "config.json"), "config")["process"]
         proc = _copy(base)
         if not opts.args:
             raise PyociError("exec args cannot be empty")
@@ -228,88 +228,25 @@ class _Setup:
 
 
 def exec_process(ctx, cid, opts):
-    """Start the process; returns the exit status for the CLI."""
-    from pyoci.linux import executable
-    from pyoci.linux import sys as lsys
-    from pyoci.runtime.container import PAUSED, STOPPED, Container, alive
+    """Start the process; returns its exit status (0 with --detach). The
+    container's lock is held (shared: an exec changes no document, but a
+    delete must wait) from before its state is read until the process
+    runs; the foreground wait holds none."""
+    from pyoci.runtime.container import Container
 
-    c = Container.load(ctx.root, cid)
-    status = c.status()
-    if status == STOPPED:
-        raise PyociError("container not running")
-    # A created container takes an exec'd process, as runc's does: its init
-    # (pyoci-init waiting on the exec fifo) holds the namespaces and root.
-    paused = status == PAUSED
-    if paused and not opts.ignore_paused:
-        raise PyociError("cannot exec in a paused container (use --ignore-paused to override)")
-    proc = build_process(c, opts)
-    if proc.get("terminal") and not opts.console_socket and opts.detach:
-        raise PyociError("cannot allocate tty if pyoci will detach without setting console socket")
-    if opts.console_socket and not proc.get("terminal"):
-        raise PyociError("cannot use console socket if pyoci will not detach or allocate tty")
-    seccomp = sc = None
-    if c.state.get("seccomp") is not None:
-        from pyoci.linux import seccomp as sc
+    relay = None
+    if not opts.detach:
+        from pyoci.runtime import foreground
 
-        seccomp = sc.program(c.state["seccomp"], root=ctx.root, warn=ctx.log.debug)
-    from pyoci.linux import process
-
-    settings = process.Settings(proc, None, ctx.log)   # LSM labels checked there too
-    from pyoci.linux import userns
-
-    setgroups = userns.setgroups_allowed(c.pid)
-    cg = sub_cgroup(c.cgroup(), opts.cgroups) if c.state.get("cgroup") else None
-
-    lsys._load()
-    ns_fds, root_fd = open_container(c.pid)
-    to_close = [fd for _, fd in ns_fds] + [root_fd]
-    console = listener = None
-    try:
-        if not alive(c.pid, c.state.get("start_time")):
-            raise PyociError("container not running")
-        if sc is not None:
-            # SCMP_ACT_NOTIFY: the process gets a listener of its own, sent
-            # to the agent by pyoci-init with the state (its pid filled in)
-            listener = sc.connect_listener(c.state["seccomp"])
-            if listener is not None:
-                listener = (listener, sc.listener_state(
-                    c.state["seccomp"], cid, None, c.state.get("bundle"), c.state.get("annotations"),
-                    status="running", init_pid=c.pid))
-        init_fd = executable.open_init()
-        to_close.append(init_fd)
-        peer = None
-        if proc.get("terminal"):
-            from pyoci.linux import terminal
-
-            if opts.console_socket:
-                console = terminal.connect(opts.console_socket)
-            else:
-                # in the foreground: we get the master and relay the terminal
-                peer, console = terminal.console_socketpair()
-        relay = None
-        if not opts.detach:
-            # C2's parent (C1) exits: C2 must become our child, to be reaped here.
-            lsys.prctl(lsys.PR_SET_CHILD_SUBREAPER, 1)
-            relay = Relay(tty=peer is not None)
-        _preload(proc)
-        chans = _Channels()
-        setup = _Setup(cid=cid, proc=proc, ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd,
-                       console=console, seccomp=seccomp, preserve_fds=opts.preserve_fds or 0,
-                       keyring=not c.state.get("no_new_keyring"), log=ctx.log, hook=None, late=paused,
-                       settings=settings, setgroups=setgroups, relay=relay, listener=listener)
-        c1 = os.fork()
-        if c1 == 0:
-            _stage1(setup, chans)   # never returns
-    finally:
-        for fd in to_close:
-            os.close(fd)
-        if console is not None:
-            console.close()
-        if listener is not None:
-            listener[0].close()
-    pid = _start(c1, cg, paused, chans)
+        # signals are caught from here on, and go to the process once it runs
+        relay = foreground.Relay()
+    with Container.open(ctx.root, cid, ctx.log, shared=True) as c:
+        fault.point("exec:locked")
+        c.check("exec-paused" if opts.ignore_paused else "exec")
+        pid, peer = _exec_locked(ctx, c, opts, relay)
+    fault.point("exec:started")
     if opts.pid_file:
-        from pyoci.runtime.state import write_atomic
+        from pyoci.fileio import write_atomic
 
         try:
             write_atomic(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644)
@@ -323,20 +260,107 @@ def exec_process(ctx, cid, opts):
                 pass
             raise PyociError("--pid-file %s: %s" % (opts.pid_file, e.strerror))
     if opts.pidfd_socket:
-        from pyoci.cli.lifecycle import _send_pidfd
+        from pyoci.linux import pidfd
 
-        _send_pidfd(opts.pidfd_socket, pid)
+        pidfd.send(opts.pidfd_socket, pid)
     if opts.detach:
         return 0
+    from pyoci.runtime import foreground
+
     if peer is not None:
-        with peer:
-            master = terminal.receive_master(peer, timeout=10)
+        master = foreground.receive_terminal(peer)
+        relay.drop(foreground.SIGWINCH)
         relay.attach(pid)
         try:
-            terminal.relay(master, pid)
+            foreground.relay_tty(master, pid)
         finally:
             os.close(master)
     return relay.wait(pid)
+
+
+def _exec_locked(ctx, c, opts, relay):
+    from pyoci.linux import executable
+    from pyoci.linux import sys as lsys
+    from pyoci.runtime import status as S
+
+    paused = c.status() == S.PAUSED
+    proc = build_process(c, opts)
+    if proc.get("terminal") and not opts.console_socket and opts.detach:
+        raise PyociError("cannot allocate tty if pyoci will detach without setting console socket")
+    if opts.console_socket and not proc.get("terminal"):
+        raise PyociError("cannot use console socket if pyoci will not detach or allocate tty")
+    seccomp = sc = None
+    if c.state.seccomp is not None:
+        from pyoci.linux import seccomp as sc
+
+        seccomp = sc.program(c.state.seccomp, root=ctx.root, warn=ctx.log.debug)
+    from pyoci.linux import process
+
+    settings = process.Settings(proc, None, ctx.log)   # LSM labels checked there too
+    from pyoci.linux import userns
+
+    setgroups = userns.setgroups_allowed(c.pid)
+    cg = c.cgroup()
+    if cg is not None:
+        cg = sub_cgroup(cg, opts.cgroups)
+
+    lsys._load()
+    ns_fds, root_fd = open_container(c.pid)
+    to_close = [fd for _, fd in ns_fds] + [root_fd]
+    console = listener = peer = None
+    try:
+        if not c.init_alive():
+            raise PyociError("cannot exec in a stopped container")
+        if sc is not None:
+            # SCMP_ACT_NOTIFY: the process gets a listener of its own, sent
+            # to the agent by pyoci-init with the state (its pid filled in)
+            listener = sc.connect_listener(c.state.seccomp)
+            if listener is not None:
+                listener = (listener, sc.listener_state(
+                    c.state.seccomp, c.id, None, c.state.bundle, c.state.annotations,
+                    status="running", init_pid=c.pid))
+        init_fd = executable.open_init()
+        to_close.append(init_fd)
+        if proc.get("terminal"):
+            from pyoci.linux import terminal
+
+            if opts.console_socket:
+                console = terminal.connect(opts.console_socket)
+            else:
+                # in the foreground: we get the master and relay the terminal
+                peer, console = terminal.console_socketpair()
+        if not opts.detach:
+            from pyoci.runtime import foreground
+
+            foreground.become_subreaper()
+        _preload(proc)
+        chans = _Channels()
+        setup = _Setup(cid=c.id, proc=proc, ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd,
+                       console=console, seccomp=seccomp, preserve_fds=opts.preserve_fds or 0,
+                       keyring=not c.state.no_new_keyring, log=ctx.log, hook=None, late=paused,
+                       settings=settings, setgroups=setgroups, relay=relay, listener=listener,
+                       lock_fd=c.dir.lock_fd)
+        fault.point("exec:fork")
+        c1 = os.fork()
+        if c1 == 0:
+            _stage1(setup, chans)   # never returns
+    except BaseException:
+        if peer is not None:
+            peer.close()
+        raise
+    finally:
+        for fd in to_close:
+            os.close(fd)
+        if console is not None:
+            console.close()
+        if listener is not None:
+            listener[0].close()
+    try:
+        return _start(c1, cg, paused, chans), peer
+    except BaseException:
+        if peer is not None:
+            peer.close()
+        raise
 
 
 class _Channels:
@@ -370,6 +394,7 @@ def _start(c1, cg, paused, chans):
             try:
                 if cg is not None:
                     cg.join(c1)
+                fault.point("exec:c1-in-cgroup")
                 os.write(chans.go.wfd, b"1")
             except (PyociError, BrokenPipeError) as e:
                 join_error = e
@@ -378,6 +403,7 @@ def _start(c1, cg, paused, chans):
             raise PyociError(msg.get("error") or "unexpected message from the exec process")
         if join_error is not None:
             raise join_error
+        fault.point("exec:init-executed")
         msg = chans.report.recv()
         _, status = os.waitpid(c1, 0)
         if msg is None or "error" in msg:
@@ -404,54 +430,6 @@ def _start(c1, cg, paused, chans):
         chans.close()
 
 
-class Relay:
-    """Signals for the exec'd process, caught from before the fork: one
-    that arrives before its pid is known is delivered once it is."""
-
-    def __init__(self, tty=False):
-        import _signal
-
-        from pyoci.cli.lifecycle import FORWARDED, SIGNALS
-
-        self.pid = None
-        self.pending = []
-        # with a terminal relayed, SIGWINCH resizes it (terminal.relay)
-        self.sigs = [SIGNALS[name[3:]] for name in FORWARDED if not (tty and name == "SIGWINCH")]
-        for sig in self.sigs:
-            _signal.signal(sig, self._forward)
-
-    def _forward(self, sig, _frame):
-        if self.pid is None:
-            self.pending.append(sig)
-            return
-        try:
-            os.kill(self.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def reset(self):
-        """In a child: the default dispositions again."""
-        import _signal
-
-        for sig in self.sigs:
-            _signal.signal(sig, _signal.SIG_DFL)
-
-    def attach(self, pid):
-        """From now on signals go to pid; those caught before, now."""
-        self.pid = pid
-        pending, self.pending = self.pending, []
-        for sig in pending:
-            self._forward(sig, None)
-
-    def wait(self, pid):
-        """Wait for our child `pid`, relaying signals; its exit status
-        (128+N for a signal), as runc exec reports it."""
-        self.attach(pid)
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        return 128 - code if code < 0 else code
-
-
 # -- startContainer hooks -------------------------------------------------------
 def container_spawner(c):
     """spawn(path, args, env, stdin_fd, out_fd) for hooks.run_one: the hook
@@ -472,6 +450,7 @@ def container_spawner(c):
             to_close.append(init_fd)
             chans = _Channels()
             setup = _Setup(ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd, relay=None, late=False,
+                           lock_fd=c.dir.lock_fd,
                            hook=(path, args, ["%s=%s" % kv for kv in env.items()], stdin_fd, out_fd))
             c1 = os.fork()
             if c1 == 0:
@@ -479,7 +458,7 @@ def container_spawner(c):
         finally:
             for fd in to_close:
                 os.close(fd)
-        return _start(c1, c.cgroup() if c.state.get("cgroup") else None, False, chans)
+        return _start(c1, c.cgroup(), False, chans)
     return spawn
 
 
@@ -511,6 +490,8 @@ def _stage1(setup, chans):
 
         if setup.relay is not None:
             setup.relay.reset()
+        if setup.lock_fd >= 0:
+            os.close(setup.lock_fd)   # the lock is the runtime's alone
         chan.close_read()
         # Non-dumpable while we hold host fds. We are in no namespace of the
         # container's that lets it see us: the pid namespace applies to our
@@ -518,6 +499,7 @@ def _stage1(setup, chans):
         lsys.prctl(lsys.PR_SET_DUMPABLE, 0)
         joined_user = any(t == "user" for t, _ in setup.ns_fds)
         namespaces.join(setup.ns_fds)
+        fault.point("exec:c1-joined")
         if joined_user:
             # Root of the namespace (as the container's init is): an
             # unmapped id would lose every capability at the next execve.

@@ -124,15 +124,13 @@ def run_one(hook, data, spawn=None):
             p = select.poll()
             p.register(pidfd, select.POLLIN)
             ready = p.poll(None if timeout is None else timeout * 1000)
+        except BaseException:
+            _kill_hook(pid)   # the operation was interrupted: no hook outlives it
+            raise
         finally:
             os.close(pidfd)
         if not ready:
-            for target in (lambda: os.killpg(pid, 9), lambda: os.kill(pid, 9)):
-                try:
-                    target()
-                except OSError:
-                    pass
-            os.waitpid(pid, 0)
+            _kill_hook(pid)
             raise PyociError("timed out after %d s (killed)" % timeout)
         _, status = os.waitpid(pid, 0)
         os.lseek(out, 0, os.SEEK_SET)
@@ -152,6 +150,19 @@ def run_one(hook, data, spawn=None):
         for fd in (stdin_r, stdin_w, out):
             if fd >= 0:
                 os.close(fd)
+
+
+def _kill_hook(pid):
+    """SIGKILL the hook's process group (its session) and reap it."""
+    for target in (lambda: os.killpg(pid, 9), lambda: os.kill(pid, 9)):
+        try:
+            target()
+        except OSError:
+            pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _tail(output):

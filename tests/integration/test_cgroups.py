@@ -205,7 +205,7 @@ mount --rbind /sys/fs/cgroup "$O"
 mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup
 for d in $(ls "$O"); do mkdir /sys/fs/cgroup/$d; mount --bind "$O/$d" /sys/fs/cgroup/$d; done
 umount -l "$O"; rmdir "$O"
-mkdir /sys/fs/cgroup/hugetlb
+mkdir -p /sys/fs/cgroup/hugetlb   # -p: another tool may have left an empty hugetlb dir on the host
 mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
 "$@"
 '''

@@ -348,7 +348,7 @@ def test_exec_into_created_container_works_and_stopped_fails(runtime, make_bundl
             break
         time.sleep(0.01)
     p = runtime.cmd("exec", "x3", "true")
-    assert p.returncode == 255 and "container not running" in p.stderr
+    assert p.returncode == 255 and "cannot exec in a stopped container" in p.stderr
     p = runtime.cmd("exec", "nope", "true")
     assert p.returncode == 255 and "container does not exist" in p.stderr
     runtime.cmd("delete", "x3", check=True)

@@ -3,7 +3,8 @@ flag parsers."""
 import pytest
 
 from pyoci.cli.args import UsageError
-from pyoci.cli.cgroup_cmds import merge, parse_duration, parse_size, resources_from_flags
+from pyoci.cli.cgroup_cmds import parse_duration, parse_size, resources_from_flags
+from pyoci.runtime.container import merge
 from pyoci.linux import cgroups
 from pyoci.linux.cgroups import resources, stats
 

@@ -10,6 +10,7 @@ from pyoci.errors import PyociError
 from pyoci.linux.cgroups import Cgroup
 from pyoci.runtime import final, hooks
 from pyoci.runtime.exec import ExecOptions, build_process, sub_cgroup
+from pyoci.runtime.state import State
 
 BASE = {"args": ["sleep", "1"], "cwd": "/", "env": ["PATH=/bin", "A=1"],
         "user": {"uid": 0, "gid": 0},
@@ -19,7 +20,7 @@ BASE = {"args": ["sleep", "1"], "cwd": "/", "env": ["PATH=/bin", "A=1"],
 
 class FakeContainer:
     def __init__(self, process):
-        self.state = {"process": process, "bundle": "/nonexistent"}
+        self.state = State("x", process=process, bundle="/nonexistent")
 
 
 def build(**kw):
