@@ -103,6 +103,31 @@ def link_info(name):
     return addrs
 
 
+def run_reaping(argv, timeout=60):
+    """Run argv (a delete --force) while reaping our other children: the
+    exec'd processes of a container are re-parented to us (the pytest
+    process is a subreaper, as an engine's shim is), and the container's
+    init cannot finish dying until each process of its pid namespace has
+    been reaped. Returns (exit code, stderr)."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + timeout
+        while p.poll() is None:
+            for pid, _ in conftest.our_children():
+                if pid != p.pid:
+                    try:
+                        os.waitpid(pid, os.WNOHANG)
+                    except ChildProcessError:
+                        pass
+            if time.monotonic() > deadline:
+                p.kill()
+            time.sleep(0.005)
+        err.seek(0)
+        return p.returncode, err.read()
+
+
 def _start(argv, env, log_path):
     err = open(log_path + ".stderr", "w")
     p = subprocess.Popen(argv, env=env, start_new_session=True, stdin=subprocess.DEVNULL,
