@@ -111,7 +111,7 @@ static void report_error(const char *what, int err)
     if (n < 0)
         return;
     size_t o = 0;
-    o += (size_t)snprintf(out, sizeof(out), "{\"error\": \"");
+    o += (size_t)snprintf(out, sizeof(out), "{\"type\": \"error\", \"error\": \"");
     for (const char *c = msg; *c && o < sizeof(out) - 16; c++) {
         unsigned char ch = (unsigned char)*c;
         if (ch == '"' || ch == '\\')
@@ -186,6 +186,18 @@ static void push(char ***vec, size_t *count, char *s)
     (*vec)[*count] = NULL;
 }
 
+/* A record's payload must have exactly (or, with at_least, at least) n
+ * bytes: a short record would make the fields past it read the next
+ * record, or past the end of the plan. */
+static void need(unsigned char tag, uint32_t have, uint32_t n, int at_least)
+{
+    if (at_least ? have >= n : have == n)
+        return;
+    char what[48];
+    snprintf(what, sizeof(what), "plan: record '%c' of %u bytes", tag, (unsigned)have);
+    die(what, EINVAL);
+}
+
 static void parse(struct plan *p, const unsigned char *buf, size_t len)
 {
     size_t off = 0;
@@ -207,43 +219,59 @@ static void parse(struct plan *p, const unsigned char *buf, size_t len)
         case 'a': push(&p->argv, &p->argc, cstr(d, n)); break;
         case 'e': push(&p->envp, &p->envc, cstr(d, n)); break;
         case 'x': p->exe = cstr(d, n); break;
-        case 'u': p->have_user = 1; p->uid = u32(d); p->gid = u32(d + 4); break;
+        case 'u': need(tag, n, 8, 0); p->have_user = 1; p->uid = u32(d); p->gid = u32(d + 4); break;
         case 'G':
+            if (n % 4 || n / 4 > MAX_ITEMS)
+                need(tag, n, 0, 0);
             p->set_groups = 1;
             p->ngroups = n / 4;
             p->groups = calloc(p->ngroups + 1, sizeof(gid_t));
+            if (!p->groups)
+                die("calloc", ENOMEM);
             for (size_t i = 0; i < p->ngroups; i++)
                 p->groups[i] = u32(d + 4 * i);
             break;
         case 'c':
+            need(tag, n, 44, 0);
             p->have_caps = 1;
             p->bounding = u64(d); p->effective = u64(d + 8);
             p->inheritable = u64(d + 16); p->permitted = u64(d + 24);
             p->ambient = u64(d + 32); p->last_cap = u32(d + 40);
             break;
-        case 'n': p->nnp = 1; break;
-        case 's': p->seccomp_flags = u32(d); p->bpf = d + 4; p->bpf_len = n - 4; break;
+        case 'n': need(tag, n, 0, 0); p->nnp = 1; break;
+        case 's':
+            need(tag, n, 4, 1);
+            if ((n - 4) % sizeof(struct sock_filter) || (n - 4) / sizeof(struct sock_filter) > 0xFFFF)
+                need(tag, n, 0, 0);
+            p->seccomp_flags = u32(d); p->bpf = d + 4; p->bpf_len = n - 4;
+            break;
         case 'L':
-            if (n < 5)
-                die("plan: listener record", EINVAL);
+            need(tag, n, 5, 1);
             p->listener_sock = (int)u32(d);
             p->listener_msg = (const char *)d + 4;
             p->listener_msg_len = n - 4;
             break;
         case 'f':
+            if (n != 8)
+                need(tag, n, 4, 0);
             p->fifo_fd = (int)u32(d);
             p->fifo_dir_fd = n >= 8 ? (int)u32(d + 4) : -1;
             break;
-        case 'k': p->keep_fds = u32(d); break;
-        case 'm': p->have_umask = 1; p->umask_value = u32(d); break;
-        case 'l': p->label_fd = (int)u32(d); p->label = (const char *)d + 4; p->label_len = n - 4; break;
-        case 'F': p->fork_report = (int)u32(d); break;
-        case 'W': p->go_fd = (int)u32(d); p->go_before_fork = (int)u32(d + 4); break;
-        case 'T': p->set_ctty = 1; break;
+        case 'k': need(tag, n, 4, 0); p->keep_fds = u32(d); break;
+        case 'm': need(tag, n, 4, 0); p->have_umask = 1; p->umask_value = u32(d); break;
+        case 'l':
+            need(tag, n, 4, 1);
+            p->label_fd = (int)u32(d); p->label = (const char *)d + 4; p->label_len = n - 4;
+            break;
+        case 'F': need(tag, n, 4, 0); p->fork_report = (int)u32(d); break;
+        case 'W': need(tag, n, 8, 0); p->go_fd = (int)u32(d); p->go_before_fork = (int)u32(d + 4); break;
+        case 'T': need(tag, n, 0, 0); p->set_ctty = 1; break;
         default: die("plan: unknown record", EINVAL);
         }
         off += 5 + n;
     }
+    if (off != len)
+        die("plan: truncated record", EINVAL);
     if (!p->exe || !p->argc)
         die("plan: no program", EINVAL);
 }
@@ -417,7 +445,7 @@ static void fork_into_pidns(struct plan *p)
         die("fork", errno);
     if (pid > 0) {
         char buf[64];
-        int n = snprintf(buf, sizeof(buf), "{\"pid\": %d}\n", (int)pid);
+        int n = snprintf(buf, sizeof(buf), "{\"type\": \"pid\", \"pid\": %d}\n", (int)pid);
         if (pid_pipe[1] >= 0)
             (void)!write(pid_pipe[1], &pid, sizeof(pid));
         (void)!write(report_fd, buf, (size_t)n);

@@ -38,22 +38,8 @@ SECCOMP_FILTER_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG
 
 
 # -- host probes -------------------------------------------------------------
-def mount_types(mountinfo="/proc/self/mountinfo"):
-    """{filesystem type: [mount points]} of the calling process's mount namespace."""
-    out = {}
-    try:
-        with open(mountinfo) as f:
-            for line in f:
-                fields = line.split()
-                try:
-                    sep = fields.index("-")
-                except ValueError:
-                    continue
-                out.setdefault(fields[sep + 1], []).append(fields[4])
-    except OSError:
-        pass
-    return out
-
+# (the LSM probes live with the mechanism, in linux/lsm.py)
+from pyoci.linux.lsm import apparmor_enabled, mount_types, selinux_enabled  # noqa: E402,F401
 
 def _read(path):
     try:
@@ -83,16 +69,6 @@ def cgroup_host(types=None):
         "rdma": "rdma" in v2_controllers or "rdma" in v1_controllers,
         "controllers": sorted(v2_controllers | v1_controllers),
     }
-
-
-def apparmor_enabled():
-    return _read("/sys/module/apparmor/parameters/enabled") == "Y" and os.path.isdir(
-        "/sys/kernel/security/apparmor")
-
-
-def selinux_enabled(types=None):
-    types = mount_types() if types is None else types
-    return bool(types.get("selinuxfs")) and _read("/sys/fs/selinux/enforce") is not None
 
 
 def kernel_version():

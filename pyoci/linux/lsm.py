@@ -26,22 +26,55 @@ from pyoci.errors import ConfigError
 PROC_SUPER_MAGIC = 0x9FA0
 
 
+def mount_types(mountinfo="/proc/self/mountinfo"):
+    """{filesystem type: [mount points]} of the calling process's mount namespace."""
+    out = {}
+    try:
+        with open(mountinfo) as f:
+            for line in f:
+                fields = line.split()
+                try:
+                    sep = fields.index("-")
+                except ValueError:
+                    continue
+                out.setdefault(fields[sep + 1], []).append(fields[4])
+    except OSError:
+        pass
+    return out
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def apparmor_enabled():
+    return _read("/sys/module/apparmor/parameters/enabled") == "Y" and os.path.isdir(
+        "/sys/kernel/security/apparmor")
+
+
+def selinux_enabled(types=None):
+    types = mount_types() if types is None else types
+    return bool(types.get("selinuxfs")) and _read("/sys/fs/selinux/enforce") is not None
+
+
 def plan(process, log=None):
     """[(attr path under <pid>/attr, alternative path or None, payload)]
     for the labels this host applies; raises for AppArmor without AppArmor.
     Runs in the parent, before anything is built."""
-    from pyoci.config import features as F
-
     out = []
     profile = (process or {}).get("apparmorProfile")
     if profile:
-        if not F.apparmor_enabled():
+        if not apparmor_enabled():
             raise ConfigError("process.apparmorProfile",
                               "AppArmor is not enabled on this host: cannot apply profile %r" % profile)
         out.append(("apparmor/exec", "exec", "exec " + profile))
     label = (process or {}).get("selinuxLabel")
     if label:
-        if F.selinux_enabled():
+        if selinux_enabled():
             out.append(("exec", None, label))
         elif log is not None:
             log.debug("process.selinuxLabel %r not applied: SELinux is not enabled on this host" % label)

@@ -20,18 +20,27 @@ may run in them.
 import os
 
 from pyoci.errors import PyociError
-from pyoci.runtime import fault
+from pyoci.runtime import fault, sync
 
 
-class Setup:
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
+class CreateSetup(sync.Record):
+    """What create's children are given at fork (create.py makes it)."""
+
+    __slots__ = ("cid", "config", "bundle", "rootfs", "ns", "cgroup_paths", "hierarchies", "init_fd", "fifo_fd",
+                 "fifo_dir_fd", "console", "opts", "log", "seccomp", "settings", "seccomp_listener", "idmap_fds",
+                 "idmap_trees", "create_hooks", "lock_fd",
+                 # set in C2
+                 "seccomp_state", "joined")
+    DEFAULTS = {"seccomp_state": None, "joined": False, "console": None, "seccomp": None,
+                "seccomp_listener": None, "idmap_fds": None, "idmap_trees": None, "lock_fd": -1}
 
 
 def _fail(chan, e, prefix=""):
+    """Report the error to the runtime (as a Failed message) and exit: the
+    runtime raises it, or, if it is gone, nobody is left to tell."""
     msg = str(e) if isinstance(e, (PyociError, OSError)) else "%s: %s" % (type(e).__name__, e)
     try:
-        chan.send({"error": prefix + msg})
+        chan.send(sync.Failed(error=prefix + msg))
     finally:
         os._exit(1)
 
@@ -70,7 +79,7 @@ def stage1(setup, join_fds, to_child, from_child):
         if pid == 0:
             stage2(setup, to_child, from_child)
         fault.point("c1:forked")
-        from_child.send({"pid": pid})
+        from_child.send(sync.InitPid(pid=pid))
         os._exit(0)
     except BaseException as e:
         _fail(from_child, e)
@@ -84,19 +93,15 @@ def _new_userns(to_child, from_child):
     from pyoci.linux import userns
 
     lsys.unshare(lsys.CLONE_NEWUSER)
-    from_child.send({"userns": True})
-    msg = to_child.recv()
-    if not msg or not msg.get("mapped"):
-        os._exit(1)
+    from_child.send(sync.UsernsMade())
+    to_child.expect("create (C1, waiting for the user namespace maps)", sync.Mapped)
     userns.become_root()
 
 
 def stage2(setup, to_child, from_child):
     try:
-        msg = to_child.recv()
-        if not msg or not msg.get("go"):
-            os._exit(1)
-        setup.seccomp_state = msg.get("seccomp_state")
+        msg = to_child.expect("create (C2, waiting to go)", sync.Go)
+        setup.seccomp_state = msg.seccomp_state
         fault.point("c2:go")
         setup.log.debug("child process in init(): building the container (pid %d)" % os.getpid())
         build(setup, from_child, to_child)
@@ -165,9 +170,7 @@ def build(setup, chan, to_child=None):
         if setup.joined:
             return
         fault.point("c2:wait-joined")
-        msg = to_child.recv()
-        if not msg or not msg.get("joined"):
-            os._exit(1)
+        to_child.expect("create (C2, waiting for its cgroup)", sync.Joined)
         setup.joined = True
         if not setup.create_hooks:
             to_child.close_read()
@@ -175,7 +178,6 @@ def build(setup, chan, to_child=None):
             lsys.unshare(lsys.CLONE_NEWCGROUP)
         fault.point("c2:in-cgroup")
 
-    setup.joined = False
     rootfs = None
     in_userns = ns.has("user")
     if in_userns:
@@ -187,8 +189,8 @@ def build(setup, chan, to_child=None):
         from pyoci.linux.rootfs import Rootfs
 
         rootfs = Rootfs(config, setup.bundle, setup.rootfs, ns, setup.cgroup_paths, setup.hierarchies,
-                        log=setup.log, idmap_fds=getattr(setup, "idmap_fds", None))
-        rootfs.idmap_trees = getattr(setup, "idmap_trees", None) or {}
+                        log=setup.log, idmap_fds=setup.idmap_fds)
+        rootfs.idmap_trees = setup.idmap_trees or {}
         rootfs.before_cgroup_mount = enter_cgroup
         try:
             rootfs.prepare()
@@ -237,7 +239,7 @@ def build(setup, chan, to_child=None):
     fault.point("c2:plan-ready")
     setup.log.debug("init: closing the pipe to signal completion: executing pyoci-init")
     final.close_all_but(keep, {fifo, fifo_dir, plan_fd, setup.init_fd, chan.wfd, lsock, *plan.fds})
-    chan.send({"ready": True})
+    chan.send(sync.Ready())
     os.execve(setup.init_fd, ["pyoci-init", str(plan_fd)], {})
 
 
@@ -248,10 +250,8 @@ def _create_hooks(setup, chan, to_child):
     still resolve."""
     from pyoci.runtime import hooks
 
-    chan.send({"hooks": True})
-    msg = to_child.recv()
+    chan.send(sync.HooksDue())
+    msg = to_child.expect("create (C2, waiting for the runtime's hooks)", sync.HookState)
     to_child.close_read()
-    if not msg or "state" not in msg:
-        os._exit(1)
-    hooks.run("createContainer", (setup.config.get("hooks") or {}).get("createContainer"), msg["state"],
+    hooks.run("createContainer", (setup.config.get("hooks") or {}).get("createContainer"), msg.state,
               debug=setup.log.debug)

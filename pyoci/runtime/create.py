@@ -300,7 +300,7 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
         else:
             opts.console_peer, console = terminal.console_socketpair()
     to_child, from_child = sync.Channel(), sync.Channel()
-    setup = childmod.Setup(cid=sdir.id, config=config, bundle=bundle, rootfs=rootfs, ns=ns_plan,
+    setup = childmod.CreateSetup(cid=sdir.id, config=config, bundle=bundle, rootfs=rootfs, ns=ns_plan,
                            cgroup_paths=cg.paths, hierarchies=hierarchies, init_fd=init_fd,
                            fifo_fd=fifo_fd, fifo_dir_fd=fifo_dir_fd, console=console, opts=opts, log=ctx.log,
                            seccomp=seccomp, settings=settings, seccomp_listener=listener,
@@ -322,19 +322,20 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
             console.close()
         if listener is not None:
             listener.close()
-        msg = from_child.recv()
-        if msg is not None and msg.get("userns"):
-            # C1 made the user namespace and waits for its maps.
+        where = "create (C1)"
+        if "user" in ns_plan.new:
+            # C1 makes the user namespace first and waits for its maps
+            from_child.expect(where, sync.UsernsMade)
             from pyoci.linux import userns
 
             userns.write_maps(c1, *ns_plan.id_maps)
-            to_child.send({"mapped": True})
+            to_child.send(sync.Mapped())
             fault.point("create:userns-mapped")
-            msg = from_child.recv()
+        msg = from_child.expect(where, sync.InitPid, eof=True)
         _, status = os.waitpid(c1, 0)
-        if msg is None or "error" in msg:
-            raise PyociError((msg or {}).get("error") or "container process failed to start (status %d)" % status)
-        c2 = msg["pid"]
+        if msg is None:
+            raise PyociError("container process failed to start (status %d)" % status)
+        c2 = msg.pid
         st = proc_stat(c2)
         child = Child(c2, st[1] if st else 0)
         on_child(child.pid, child.start_time)
@@ -345,10 +346,10 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
 
             userns.set_rlimits(c2, config)
         _oom_score_adj(config, c2)
-        go = {"go": True}
+        go = sync.Go()
         if listener is not None:
-            go["seccomp_state"] = sc.listener_state(config["linux"]["seccomp"], sdir.id, c2, bundle,
-                                                    config.get("annotations"))
+            go.seccomp_state = sc.listener_state(config["linux"]["seccomp"], sdir.id, c2, bundle,
+                                                 config.get("annotations"))
         to_child.send(go)
         fault.point("create:go-sent")
         # C2 builds the rootfs meanwhile, and waits for "joined" before it
@@ -356,23 +357,22 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
         cg.join(c2)
         fault.point("create:joined")
         try:
-            to_child.send({"joined": True})
+            to_child.send(sync.Joined())
         except BrokenPipeError:
             pass   # C2 failed already: its error is read below
-        msg = from_child.recv()
+        where = "create (C2)"
+        msg = from_child.expect(where, sync.Ready, sync.HooksDue, eof=True)
         fault.point("create:init-built")
-        if msg is not None and msg.get("hooks"):
+        if isinstance(msg, sync.HooksDue):
             # C2 prepared the mounts and waits before pivot_root
             opts.hooks_started = True
             _runtime_hooks(ctx, config, sdir.id, c2, bundle, to_child)
-            msg = from_child.recv()
-        if msg is None or "error" in msg:
-            raise PyociError((msg or {}).get("error") or "container init exited during set-up")
-        # "exec" arrives just before C2 executes pyoci-init; the pipe closes
+            msg = from_child.expect(where, sync.Ready, eof=True)
+        if msg is None:
+            raise PyociError("container init exited during set-up")
+        # Ready arrives just before C2 executes pyoci-init; the pipe closes
         # when the exec succeeded (close-on-exec), or carries the error.
-        msg = from_child.recv()
-        if msg is not None:
-            raise PyociError(msg.get("error") or "unexpected message from the container init")
+        from_child.expect(where + " after Ready", eof=True)
         fault.point("create:init-executed")
         st = proc_stat(c2)
         if not st or st[0] in ("Z", "X"):
@@ -405,7 +405,7 @@ def _runtime_hooks(ctx, config, cid, pid, bundle, to_child):
     state = hooks.state_doc(cid, "created", pid, bundle, config.get("annotations"))
     for kind in ("prestart", "createRuntime"):
         hooks.run(kind, h.get(kind), state, debug=ctx.log.debug)
-    to_child.send({"state": state})
+    to_child.send(sync.HookState(state=state))
 
 
 def _fifo_for_userns(fifo, ns_plan):

@@ -222,9 +222,21 @@ def open_container(pid):
     return fds, root
 
 
-class _Setup:
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
+class ExecSetup(sync.Record):
+    """What exec's C1 is given at fork: the process (proc), or a
+    startContainer hook (hook, a HookProgram)."""
+
+    __slots__ = ("cid", "proc", "ns_fds", "root_fd", "init_fd", "console", "seccomp", "preserve_fds", "keyring",
+                 "log", "hook", "late", "settings", "setgroups", "relay", "listener", "lock_fd")
+    DEFAULTS = {"cid": None, "proc": None, "console": None, "seccomp": None, "preserve_fds": 0, "keyring": False,
+                "log": None, "hook": None, "late": False, "settings": None, "setgroups": True, "relay": None,
+                "listener": None, "lock_fd": -1}
+
+
+class HookProgram(sync.Record):
+    """A startContainer hook run like an exec'd process."""
+
+    __slots__ = ("path", "args", "env", "stdin_fd", "out_fd")
 
 
 def exec_process(ctx, cid, opts):
@@ -335,7 +347,7 @@ def _exec_locked(ctx, c, opts, relay):
             foreground.become_subreaper()
         _preload(proc)
         chans = _Channels()
-        setup = _Setup(cid=c.id, proc=proc, ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd,
+        setup = ExecSetup(cid=c.id, proc=proc, ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd,
                        console=console, seccomp=seccomp, preserve_fds=opts.preserve_fds or 0,
                        keyring=not c.state.no_new_keyring, log=ctx.log, hook=None, late=paused,
                        settings=settings, setgroups=setgroups, relay=relay, listener=listener,
@@ -398,18 +410,17 @@ def _start(c1, cg, paused, chans):
                 os.write(chans.go.wfd, b"1")
             except (PyociError, BrokenPipeError) as e:
                 join_error = e
-        msg = chans.chan.recv()
-        if msg is not None:
-            raise PyociError(msg.get("error") or "unexpected message from the exec process")
+        # C1's error, or end-of-file when it executed pyoci-init
+        chans.chan.expect("exec (C1)", eof=True)
         if join_error is not None:
             raise join_error
         fault.point("exec:init-executed")
-        msg = chans.report.recv()
+        prefix = "unable to start container process: "
+        msg = chans.report.expect("exec (pyoci-init)", sync.InitPid, sync.Failed, eof=True)
         _, status = os.waitpid(c1, 0)
-        if msg is None or "error" in msg:
-            raise PyociError("unable to start container process: " + (
-                (msg or {}).get("error") or "exec process failed to start (status %d)" % status))
-        pid = msg["pid"]
+        if msg is None or isinstance(msg, sync.Failed):
+            raise PyociError(prefix + (msg.error if msg else "exec process failed to start (status %d)" % status))
+        pid = msg.pid
         if paused:
             # the forked process waits for the byte in the frozen cgroup,
             # and goes on once resumed
@@ -417,9 +428,9 @@ def _start(c1, cg, paused, chans):
                 cg.join(pid)
             os.write(chans.go.wfd, b"1")
             return pid
-        msg = chans.report.recv()
+        msg = chans.report.expect("exec (the process)", sync.Failed, eof=True)
         if msg is not None:
-            raise PyociError("unable to start container process: " + (msg.get("error") or str(msg)))
+            raise PyociError(prefix + msg.error)
         return pid
     except BaseException:
         for victim in (pid, c1):
@@ -449,9 +460,9 @@ def container_spawner(c):
             init_fd = executable.open_init()
             to_close.append(init_fd)
             chans = _Channels()
-            setup = _Setup(ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd, relay=None, late=False,
-                           lock_fd=c.dir.lock_fd,
-                           hook=(path, args, ["%s=%s" % kv for kv in env.items()], stdin_fd, out_fd))
+            setup = ExecSetup(ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd, lock_fd=c.dir.lock_fd,
+                              hook=HookProgram(path=path, args=args, env=["%s=%s" % kv for kv in env.items()],
+                                               stdin_fd=stdin_fd, out_fd=out_fd))
             c1 = os.fork()
             if c1 == 0:
                 _stage1(setup, chans)   # never returns
@@ -465,16 +476,16 @@ def container_spawner(c):
 def _hook_plan(setup):
     from pyoci.runtime.plan import Plan
 
-    path, args, env, stdin_fd, out_fd = setup.hook
-    os.dup2(stdin_fd, 0)
-    os.dup2(out_fd, 1)
-    os.dup2(out_fd, 2)
+    h = setup.hook
+    os.dup2(h.stdin_fd, 0)
+    os.dup2(h.out_fd, 1)
+    os.dup2(h.out_fd, 2)
     try:
-        os.stat(path)
+        os.stat(h.path)
     except OSError as e:
-        raise PyociError("%s: %s" % (path, os.strerror(e.errno).lower()))
+        raise PyociError("%s: %s" % (h.path, os.strerror(e.errno).lower()))
     plan = Plan()
-    plan.program(path, args, env)
+    plan.program(h.path, h.args, h.env)
     plan.keep_fds(3)
     return plan, 3
 
