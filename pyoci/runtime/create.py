@@ -91,8 +91,6 @@ def create(ctx, cid, opts, keep_lock=False):
     problems = validate(config, bundle)
     if problems:
         raise problems[0]
-    if ctx.systemd_cgroup:
-        raise PyociError("systemd not running on this host, cannot use systemd cgroups manager")
     if not config.get("process"):
         raise PyociError("config.json: process: required to create a container")
     _check_terminal(config, opts)
@@ -108,7 +106,7 @@ def create(ctx, cid, opts, keep_lock=False):
         raise PyociError("linux.netDevices: moving network devices needs a network namespace of the "
                          "container's own (linux.namespaces has no network)")
     hierarchies = cgroups.layout()
-    cg = cgroups.Cgroup.plan(config, cid, hierarchies)
+    cg = cgroups.Cgroup.plan(config, cid, hierarchies, systemd=ctx.systemd_cgroup)
     if ctx.rootless:
         from pyoci.linux import userns
 

@@ -56,7 +56,7 @@ def test_state_of_the_previous_version_loads():
 
 
 def test_unknown_or_malformed_state_fails_clearly():
-    with pytest.raises(PyociError, match="cgroup driver 'cgmanager'.*known drivers are v1, v2"):
+    with pytest.raises(PyociError, match="cgroup driver 'cgmanager'.*known drivers are systemd, v1, v2"):
         cgroups.Cgroup.from_state({"driver": "cgmanager", "paths": {}})
     with pytest.raises(PyociError, match="malformed cgroup section"):
         cgroups.Cgroup.from_state({"paths": ["/x"]})

@@ -56,7 +56,7 @@ def test_v2_conversions(v2):
     v2.apply(res, devices=False)
     assert v2.writes == [
         ("memory.max", str(100 << 20)), ("memory.swap.max", str(50 << 20)), ("memory.low", str(50 << 20)),
-        ("cpu.weight", "39"), ("cpu.max", "50000 200000"), ("cpu.max.burst", "1000"), ("cpu.idle", "1"),
+        ("cpu.weight", "100"), ("cpu.max", "50000 200000"), ("cpu.max.burst", "1000"), ("cpu.idle", "1"),
         ("cpuset.cpus", "0-1"), ("cpuset.mems", "0"), ("pids.max", "42"),
         ("io.weight", str(1 + (490 * 9999) // 990)), ("io.max", "8:0 rbps=1000"), ("io.max", "8:0 wiops=max"),
         ("hugetlb.2MB.max", str(1 << 30)), ("hugetlb.2MB.rsvd.max", str(1 << 30)),
@@ -66,7 +66,7 @@ def test_v2_conversions(v2):
 def test_v2_conversion_formulas():
     assert R.cpu_shares_to_weight(2) == 1
     assert R.cpu_shares_to_weight(262144) == 10000
-    assert R.cpu_shares_to_weight(1024) == 39
+    assert R.cpu_shares_to_weight(1024) == 100
     assert R.blkio_weight_to_io_weight(10) == 1
     assert R.blkio_weight_to_io_weight(1000) == 10000
     assert R.swap_v2(-1, 5, "f") == "max"

@@ -98,6 +98,7 @@ def is_systemd_path(p):
 DRIVERS = {
     "v1": ("pyoci.linux.cgroups.v1", "V1"),            # cgroupfs, controllers on v1 (legacy, hybrid)
     "v2": ("pyoci.linux.cgroups.v2", "V2"),            # cgroupfs, unified hierarchy
+    "systemd": ("pyoci.linux.cgroups.systemd", "Systemd"),   # a transient systemd scope (v2)
 }
 
 
@@ -178,12 +179,15 @@ class Cgroup:
 
     # -- placement -----------------------------------------------------
     @classmethod
-    def plan(cls, config, cid, hierarchies=None):
+    def plan(cls, config, cid, hierarchies=None, systemd=False):
         """Choose the driver and work out the directories; nothing is
-        created yet."""
+        created yet. systemd: the runtime's --systemd-cgroup."""
         cpath = (config.get("linux") or {}).get("cgroupsPath")
         if cpath is not None and not isinstance(cpath, str):
             raise ConfigError("linux.cgroupsPath", "must be a string")
+        if systemd:
+            return driver_class("systemd").plan_unit(config, cid, cpath,
+                                                     hierarchies if hierarchies is not None else layout())
         if cpath and is_systemd_path(cpath):
             raise ConfigError("linux.cgroupsPath", "%r is a systemd slice:prefix:name path, "
                               "which needs --systemd-cgroup" % cpath)

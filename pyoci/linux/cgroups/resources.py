@@ -383,8 +383,18 @@ def _blkio_v1(b):
 
 # -- v2 ----------------------------------------------------------------------
 def cpu_shares_to_weight(shares):
-    """cgroup v1 cpu.shares [2, 262144] -> v2 cpu.weight [1, 10000]."""
-    return 1 + ((shares - 2) * 9999) // 262142
+    """cgroup v1 cpu.shares [2, 262144] -> v2 cpu.weight [1, 10000], as runc
+    (opencontainers/cgroups since v0.0.2) and crun convert now: a quadratic
+    in log2(shares) through both ends and the defaults (1024 -> 100), where
+    the spec's linear formula gave 39 for the default."""
+    import math
+
+    if shares <= 2:
+        return 1
+    if shares >= 262144:
+        return 10000
+    l = math.log2(shares)
+    return math.ceil(10 ** ((l * l + 125 * l) / 612.0 - 7.0 / 34.0))
 
 
 def blkio_weight_to_io_weight(w):
