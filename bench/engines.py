@@ -112,11 +112,22 @@ def cmdline(pid):
         return f.read().split(b"\0")[0].decode(errors="replace")
 
 
+def stop_slice(name):
+    """Stop a slice systemd made for an engine's cgroup parent (and reset
+    it), so that nothing of it stays loaded."""
+    subprocess.run(["systemctl", "stop", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["systemctl", "reset-failed", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 class Containerd:
-    def __init__(self, namespace="pyoci-e2e", tmp=None, path_runtime=None):
+    def __init__(self, namespace="pyoci-e2e", tmp=None, path_runtime=None, systemd_cgroup=False):
         """path_runtime: a runtime installed as `runc` first in containerd's
-        PATH (for flows where ctr drops --runc-binary, e.g. --no-pivot)."""
+        PATH (for flows where ctr drops --runc-binary, e.g. --no-pivot).
+        systemd_cgroup: `ctr run` asks the runc shim for SystemdCgroup (the
+        runtime gets --systemd-cgroup) and the cgroup SLICE:NAMESPACE:ID."""
         self.namespace = namespace
+        self.systemd_cgroup = systemd_cgroup
+        self.slice = "system.slice"
         self.dir = tmp or tempfile.mkdtemp(prefix="pyoci-ctrd-")
         self.sock = os.path.join(self.dir, "containerd.sock")
         self.log = os.path.join(self.dir, "containerd.log")
@@ -261,6 +272,9 @@ class Containerd:
         /run/containerd/fifo)."""
         args = [str(a) for a in args]
         if args[:1] == ["run"]:
+            if self.systemd_cgroup and "--cgroup" not in args:
+                cid = _ctr_run_id(args[1:])
+                args[1:1] = ["--runc-systemd-cgroup", "--cgroup", "%s:%s:%s" % (self.slice, self.namespace, cid)]
             args[1:1] = ["--fifo-dir", os.path.join(self.dir, "fifo")]
         elif args[:2] in (["task", "exec"], ["t", "exec"]):
             args[2:2] = ["--fifo-dir", os.path.join(self.dir, "fifo")]
@@ -382,13 +396,52 @@ class CriContainerd(Containerd):
         """Run a command in the daemon's mount namespace (the pods' host)."""
         return _run(["nsenter", "--mount=/proc/%d/ns/mnt" % self.pid, "--"] + [str(a) for a in args],
                     timeout=timeout)
+def systemd_host():
+    """systemd is PID 1 and the controllers are on cgroup v2: where engines
+    use systemd's cgroup manager by default (podman's cgroup_manager,
+    containerd's SystemdCgroup)."""
+    if not os.path.isdir("/run/systemd/system"):
+        return False
+    with open("/proc/self/cgroup") as f:
+        return all(line.split(":")[1] in ("", "name=systemd") for line in f)
+
+
+# `ctr run` flags that take a value (containerd 1.6), to find IMAGE and ID
+_CTR_RUN_VALUED = {"--runc-binary", "--runtime", "--runc-root", "--fifo-dir", "--cgroup", "--snapshotter",
+                   "--snapshotter-label", "--config", "-c", "--cwd", "--env", "--env-file", "--label",
+                   "--mount", "--user", "-u", "--pid-file", "--log-uri", "--runtime-config-path", "--platform",
+                   "--memory-limit", "--device", "--seccomp-profile", "--apparmor-profile", "--hostname",
+                   "--with-ns", "--cpus", "--cpu-shares", "--uidmap", "--gidmap", "--annotation",
+                   "--rootfs-propagation", "--cni-plugin", "--gpus", "--cap-add", "--cap-drop",
+                   "--runtime-config", "--blockio-config-file", "--blockio-class", "--rdt-class",
+                   "--sandbox"}
+
+
+def _ctr_run_id(args):
+    """The container ID of `ctr run [FLAGS] IMAGE ID [CMD...]`."""
+    pos, i = [], 0
+    while i < len(args) and len(pos) < 2:
+        a = args[i]
+        if a.startswith("-") and "=" not in a and a in _CTR_RUN_VALUED:
+            i += 2
+            continue
+        if not a.startswith("-"):
+            pos.append(a)
+        i += 1
+    if len(pos) < 2:
+        raise ValueError("ctr run %r: no IMAGE ID" % (args,))
+    return pos[1]
 
 
 class Podman:
-    def __init__(self, runtime, tmp=None, cgroup_parent=None, supports_json=True):
+    def __init__(self, runtime, tmp=None, cgroup_parent=None, supports_json=True, cgroup_manager="cgroupfs"):
+        """cgroup_manager "systemd": podman asks the runtime for systemd
+        scopes (--systemd-cgroup, cgroupsPath SLICE:libpod:ID); cgroup_parent
+        is then a slice."""
         self.runtime = runtime
         self.dir = tmp or tempfile.mkdtemp(prefix="pyoci-pm-")
         self.cgroup_parent = cgroup_parent
+        self.cgroup_manager = cgroup_manager
         d = self.dir
         for sub in ("root", "runroot", "tmp", "net"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
@@ -403,7 +456,7 @@ class Podman:
                 # below podman's defaults (1048576): stay under them
                 'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
                 "[engine]",
-                'cgroup_manager = "cgroupfs"',
+                'cgroup_manager = "%s"' % cgroup_manager,
                 'events_logger = "file"',
                 'events_logfile_path = "%s/events.log"' % d,
                 'lock_type = "file"',
@@ -421,7 +474,7 @@ class Podman:
     def argv(self, *args):
         d = self.dir
         return ["podman", "--root", d + "/root", "--runroot", d + "/runroot", "--tmpdir", d + "/tmp",
-                "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+                "--storage-driver", "vfs", "--cgroup-manager", self.cgroup_manager, "--events-backend", "file",
                 "--runtime", self.runtime] + [str(a) for a in args]
 
     def __call__(self, *args, timeout=60, **kw):
@@ -448,5 +501,7 @@ class Podman:
     def cleanup(self):
         self.remove_all()
         shutil.rmtree(self.dir, ignore_errors=True)
-        if self.cgroup_parent:
+        if self.cgroup_parent and self.cgroup_manager == "systemd":
+            stop_slice(self.cgroup_parent)
+        elif self.cgroup_parent:
             remove_empty_cgroups(self.cgroup_parent.strip("/"))

@@ -54,11 +54,11 @@ class FakeSystemd:
             while not line.endswith(b"\r\n"):
                 line += f.read(1)
             assert line.startswith(b"AUTH EXTERNAL ")
-            f.write(b"OK 0123456789abcdef0123456789abcdef\r\n")
             line = b""
             while not line.endswith(b"\r\n"):
                 line += f.read(1)
-            assert line == b"BEGIN\r\n"
+            assert line == b"BEGIN\r\n"      # pipelined, as sd-bus clients send it
+            f.write(b"OK 0123456789abcdef0123456789abcdef\r\n")
             serial = [0]
 
             def send(msg):

@@ -303,11 +303,14 @@ class Connection:
         self.close()
 
     def _auth(self, uid):
-        self.sock.sendall(b"\0AUTH EXTERNAL " + str(uid).encode().hex().encode() + b"\r\n")
+        # BEGIN goes with AUTH, as sd-bus sends it, and the first message
+        # only after the server's OK: systemd's private socket (sd-bus as a
+        # server, 252 at least) may leave a message that arrives in the same
+        # read as BEGIN unprocessed until more data comes.
+        self.sock.sendall(b"\0AUTH EXTERNAL " + str(uid).encode().hex().encode() + b"\r\nBEGIN\r\n")
         line = self._line()
         if not line.startswith(b"OK "):
             raise DBusError("", "the bus refused authentication: %r" % line.decode(errors="replace"))
-        self.sock.sendall(b"BEGIN\r\n")
 
     def _line(self):
         while b"\r\n" not in self.rbuf:

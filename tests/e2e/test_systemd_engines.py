@@ -1,0 +1,207 @@
+"""The engines with their defaults on a systemd + cgroup v2 host (the guest,
+.ci/guest): podman 4.3 with cgroup_manager = "systemd" and containerd 1.6
+with SystemdCgroup (ctr run --runc-systemd-cgroup) run pyoci with
+--systemd-cgroup; each flow is checked in the unit systemd reports and in
+the cgroup files. Skipped, with the reason, elsewhere."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+import engines
+from conftest import PYOCI, TAG
+from e2e_fixtures import (_ids, _ids_of, oci_image, podman_dir, read, remove_tag_cgroups,  # noqa: F401
+                          require, settle, wait_for)
+
+if not engines.systemd_host():
+    pytestmark = pytest.mark.skip(reason="not a systemd + cgroup v2 host (the guest, .ci/guest, is one): "
+                                         "the engines' systemd cgroup manager needs it")
+
+IMAGE = engines.IMAGE
+SLICE = TAG + ".slice"     # podman's cgroup parent: the TAG is in every path below it
+
+
+def show(unit, *props):
+    p = subprocess.run(["systemctl", "show", unit, "-p", ",".join(props)], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 0, p.stderr
+    return dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+
+
+def units(pattern):
+    p = subprocess.run(["systemctl", "list-units", "--all", "--plain", "--no-legend", pattern],
+                       capture_output=True, text=True, timeout=30)
+    return [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
+
+
+def cgdir(pid):
+    for line in read("/proc/%d/cgroup" % pid).splitlines():
+        if line.startswith("0::"):
+            return "/sys/fs/cgroup" + line[3:]
+    raise AssertionError("no cgroup2 line for %d" % pid)
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except FileNotFoundError:
+        return False
+    return data[data.rindex(")") + 2] != "Z"
+
+
+# -- podman ---------------------------------------------------------------------
+@pytest.fixture
+def podman(host_guard):
+    require("podman", "conmon")
+    pm = engines.Podman(PYOCI, tmp=podman_dir(), cgroup_parent=SLICE, cgroup_manager="systemd")
+    yield pm
+    left = pm.remove_all()
+    alive_ = settle()
+    state_left = _ids_of("/run/pyoci", pm.dir)
+    pm.cleanup()
+    scopes = units("libpod-*.scope")
+    assert not left, "containers left in podman: %r" % left
+    assert not alive_, "engine processes still alive: %r" % alive_
+    assert not state_left, "pyoci state left: %r" % state_left
+    assert not [u for u in scopes if show(u, "Slice")["Slice"] == SLICE], "scopes left: %r" % scopes
+
+
+def run_d(pm, name, *cmd, opts=()):
+    p = pm(*pm.run_args("-d", "--name", name, *opts), *cmd)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def test_podman_run_rm(podman):
+    p = podman(*podman.run_args("--rm"), "sh", "-c", "echo to-stdout; cat /proc/self/cgroup; exit 7")
+    assert p.returncode == 7, p.stderr
+    assert p.stdout.splitlines() == ["to-stdout", "0::/"]
+    assert podman("ps", "-aq").stdout.split() == []
+
+
+def test_podman_container_is_a_scope_in_the_slice(podman):
+    cid = run_d(podman, "sd1", "sleep", "300", opts=("--memory", "64m", "--pids-limit", "40", "--cpus", "0.5"))
+    pid = int(podman.inspect("sd1", "{{.State.Pid}}"))
+    unit = "libpod-%s.scope" % cid
+    p = show(unit, "ActiveState", "Slice", "Delegate", "MemoryMax", "TasksMax", "CPUQuotaPerSecUSec",
+             "ControlGroup")
+    assert (p["ActiveState"], p["Slice"], p["Delegate"]) == ("active", SLICE, "yes")
+    assert (p["MemoryMax"], p["TasksMax"], p["CPUQuotaPerSecUSec"]) == (str(64 << 20), "40", "500ms")
+    d = cgdir(pid)
+    assert d == "/sys/fs/cgroup" + p["ControlGroup"] and d.endswith("/" + unit)
+    assert (read(d + "/memory.max").strip(), read(d + "/pids.max").strip(),
+            read(d + "/cpu.max").strip()) == (str(64 << 20), "40", "50000 100000")
+    # conmon is in a scope of its own beside it, as with runc
+    assert units("libpod-conmon-%s.scope" % cid)
+    p = podman("rm", "-f", "-t", "0", "sd1")
+    assert p.returncode == 0, p.stderr
+    assert wait_for(lambda: show(unit, "ActiveState")["ActiveState"] == "inactive")
+
+
+def test_podman_exec_pause_update_stop(podman):
+    cid = run_d(podman, "sd2", "sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/tick; sleep 0.05; done")
+    pid = int(podman.inspect("sd2", "{{.State.Pid}}"))
+    unit = "libpod-%s.scope" % cid
+    d = cgdir(pid)
+    p = podman("exec", "sd2", "cat", "/proc/self/cgroup")
+    assert p.returncode == 0 and p.stdout.strip() == "0::/", (p.stdout, p.stderr)
+    tick = "/proc/%d/root/tmp/tick" % pid
+    assert wait_for(lambda: os.path.exists(tick) and read(tick).strip())
+    assert podman("pause", "sd2").returncode == 0
+    assert podman.inspect("sd2", "{{.State.Status}}") == "paused" and read(d + "/cgroup.freeze").strip() == "1"
+    first = read(tick)
+    time.sleep(0.3)
+    assert read(tick) == first
+    assert podman("unpause", "sd2").returncode == 0
+    assert wait_for(lambda: read(tick) != first)
+    p = podman("update", "--memory", "96m", "--cpu-shares", "512", "sd2")
+    assert p.returncode == 0, p.stderr
+    assert show(unit, "MemoryMax", "CPUWeight") == {"MemoryMax": str(96 << 20), "CPUWeight": "59"}
+    assert (read(d + "/memory.max").strip(), read(d + "/cpu.weight").strip()) == (str(96 << 20), "59")
+    p = podman("stop", "-t", "1", "sd2")
+    assert p.returncode == 0, p.stderr
+    assert not alive(pid)
+    assert wait_for(lambda: show(unit, "ActiveState")["ActiveState"] == "inactive")
+    p = podman("restart", "sd2")
+    assert p.returncode == 0, p.stderr
+    assert show(unit, "ActiveState")["ActiveState"] == "active"
+    assert podman("rm", "-f", "-t", "0", "sd2").returncode == 0
+
+
+# -- containerd ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ctrd_sd(oci_image, tmp_path_factory):
+    require("containerd", "ctr", "containerd-shim-runc-v2", "unshare")
+    d = engines.Containerd(namespace=TAG, tmp=str(tmp_path_factory.mktemp("containerd")),
+                           systemd_cgroup=True).start()
+    try:
+        d.import_image(oci_image)
+        yield d
+    finally:
+        d.stop()
+        remove_tag_cgroups()
+
+
+@pytest.fixture
+def ctr(ctrd_sd, host_guard):
+    yield ctrd_sd
+    left = ctrd_sd.clean_namespace()
+    alive_ = settle()
+    state_left = _ids(os.path.join(engines.RUN_CONTAINERD, "runc", ctrd_sd.namespace))
+    scopes = units("%s-*.scope" % TAG)
+    assert not left, "containers left in containerd: %r" % left
+    assert not alive_, "engine processes still alive: %r" % alive_
+    assert not state_left, "pyoci state left: %r" % state_left
+    assert not scopes, "scopes left: %r" % scopes
+
+
+def tasks(c):
+    out = {}
+    for line in c.ctr("task", "ls").stdout.splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 3:
+            out[f[0]] = (int(f[1]), f[2])
+    return out
+
+
+def test_ctr_run_rm(ctr):
+    p = ctr.ctr("run", "--rm", "--runc-binary", PYOCI, IMAGE, "s1", "sh", "-c",
+                "echo hi; cat /proc/self/cgroup; exit 3")
+    assert p.returncode == 3, p.stderr
+    assert p.stdout.splitlines() == ["hi", "0::/"]
+    assert units("%s-s1.scope" % TAG) == []
+
+
+def test_ctr_task_flows_in_a_scope(ctr):
+    p = ctr.ctr("run", "-d", "--runc-binary", PYOCI, IMAGE, "s2", "sh", "-c", "sleep 300 & sleep 300 & wait")
+    assert p.returncode == 0, p.stderr
+    pid = tasks(ctr)["s2"][0]
+    unit = "%s-s2.scope" % TAG
+    p = show(unit, "ActiveState", "Slice", "Delegate")
+    assert p == {"ActiveState": "active", "Slice": "system.slice", "Delegate": "yes"}
+    d = cgdir(pid)
+    assert d == "/sys/fs/cgroup/system.slice/" + unit
+    # exec joins the scope; ps lists what is in it
+    p = ctr.ctr("task", "exec", "--exec-id", "e1", "s2", "cat", "/proc/self/cgroup")
+    assert p.returncode == 0 and p.stdout.strip() == "0::/", (p.stdout, p.stderr)
+    assert wait_for(lambda: len(read(d + "/cgroup.procs").split()) == 3)
+    ps = ctr.ctr("task", "ps", "s2").stdout.split()
+    assert str(pid) in ps
+    # pause and resume through cgroup.freeze
+    assert ctr.ctr("task", "pause", "s2").returncode == 0
+    assert tasks(ctr)["s2"][1] == "PAUSED" and read(d + "/cgroup.freeze").strip() == "1"
+    assert ctr.ctr("task", "resume", "s2").returncode == 0
+    assert tasks(ctr)["s2"][1] == "RUNNING"
+    # the shim reads the metrics from the scope's cgroup
+    p = ctr.ctr("task", "metrics", "--format", "json", "s2")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["pids"]["current"] == 3
+    # kill --all, delete: the scope goes
+    assert ctr.ctr("task", "kill", "-a", "-s", "SIGKILL", "s2").returncode == 0
+    assert wait_for(lambda: tasks(ctr).get("s2", (0, ""))[1] == "STOPPED")
+    assert ctr.ctr("task", "delete", "s2").returncode == 0
+    assert ctr.ctr("container", "delete", "s2").returncode == 0
+    assert wait_for(lambda: show(unit, "ActiveState")["ActiveState"] == "inactive")
