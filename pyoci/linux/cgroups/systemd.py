@@ -482,8 +482,8 @@ class Systemd(V2):
         unit = d.get("unit")
         if not isinstance(unit, str) or not unit.endswith(".scope") or set(unit) - UNIT_CHARS:
             raise PyociError("the container's state has a malformed cgroup section: systemd unit %r" % (unit,))
-        return cls(paths, d.get("created") or [], d.get("resources"), d.get("enabled") or (), unit=unit,
-                   slice=d.get("slice"), started=True)
+        return cls(paths, d.get("created") or list(paths.values()), d.get("resources"), d.get("enabled") or (),
+                   unit=unit, slice=d.get("slice"), started=True)
 
     @classmethod
     def plan_unit(cls, config, cid, cpath, hierarchies):
@@ -499,8 +499,10 @@ class Systemd(V2):
         h = next((h for h in hierarchies if h.version == 2), None)
         if h is None:
             raise PyociError("--systemd-cgroup: no cgroup2 hierarchy is mounted")
-        paths = {"": h.directory(expand_slice(slice_) + "/" + unit)}
-        return cls(paths, unit=unit, slice=slice_, started=False,
+        d = h.directory(expand_slice(slice_) + "/" + unit)
+        # the scope's directory is the container's own (systemd makes it for
+        # this container alone): everything in it is the container's to kill
+        return cls({"": d}, created=[d], unit=unit, slice=slice_, started=False,
                    extra=annotation_properties(config.get("annotations")))
 
     def _manager(self):
@@ -515,9 +517,6 @@ class Systemd(V2):
     def create(self):
         """Nothing yet: systemd makes the scope when it gets the container's
         first process (join)."""
-
-    def owns(self, d):
-        return d == self.paths.get("") or d in self.created
 
     def apply(self, res, warn=None, config_devices=(), devices=True, restore=False):
         if not self.started:
