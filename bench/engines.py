@@ -69,21 +69,38 @@ def remove_empty_cgroups(prefix):
     """rmdir, deepest first, the empty cgroups whose top directory (under a
     hierarchy's root) starts with prefix: the parents an engine made for its
     namespace or --cgroup-parent (a runtime's delete removes only the
-    container's own cgroup, as runc's does)."""
+    container's own cgroup, as runc's does). Returns the ones the kernel
+    still called busy although no process nor cgroup is left in them (a v1
+    cgroup whose last task has just exited is released a moment later)."""
+    import errno
+
     base = "/sys/fs/cgroup"
-    for ctrl in os.listdir(base):
-        h = os.path.join(base, ctrl)
+    busy = []
+    # v1: a hierarchy per directory of base; v2: base is the hierarchy
+    for h in [os.path.join(base, c) for c in os.listdir(base)] + [base]:
         if os.path.islink(h) or not os.path.isdir(h):
             continue
         for name in os.listdir(h):
             top = os.path.join(h, name)
             if not name.startswith(prefix) or not os.path.isdir(top):
                 continue
-            for dirpath, _, _ in sorted(os.walk(top), key=lambda t: -t[0].count("/")):
+            for dirpath, dirnames, _ in sorted(os.walk(top), key=lambda t: -t[0].count("/")):
                 try:
                     os.rmdir(dirpath)
-                except OSError:
-                    pass
+                except OSError as e:
+                    if e.errno == errno.EBUSY and not _populated(dirpath):
+                        busy.append(dirpath)
+    return busy
+
+
+def _populated(d):
+    try:
+        if any(e.is_dir(follow_symlinks=False) for e in os.scandir(d)):
+            return True
+        with open(os.path.join(d, "cgroup.procs")) as f:
+            return bool(f.read().strip())
+    except OSError:
+        return False
 
 
 def pids_with_cmdline(needle):

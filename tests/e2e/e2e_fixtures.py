@@ -53,9 +53,13 @@ def _zombie(pid):
     return data[data.rindex(")") + 2] == "Z"
 
 
-def remove_tag_cgroups():
-    """rmdir the empty cgroups named after this session's TAG (deepest first)."""
-    engines.remove_empty_cgroups(TAG)
+def remove_tag_cgroups(timeout=10):
+    """rmdir the empty cgroups named after this session's TAG (deepest first),
+    again while the kernel still calls an empty one busy (a loaded machine
+    releases a v1 cgroup a while after its last task exited)."""
+    deadline = time.monotonic() + timeout
+    while engines.remove_empty_cgroups(TAG) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def cgroup_of(pid):
