@@ -100,10 +100,14 @@ class Runtime:
         waits for it in the foreground (signals forwarded from this first
         instruction on, the terminal relayed), deletes it unless keep, and
         returns its exit code (128+N when killed by signal N)."""
-        from pyoci.runtime import create, foreground
+        from pyoci.runtime import foreground
 
+        # first: a signal from here on is forwarded (queued until the
+        # container's process exists), or with detach unwinds the create
         relay = None if detach else foreground.Relay()
         guard = foreground.guard() if detach else _Nothing()
+        from pyoci.runtime import create
+
         opts.attached = not detach
         with guard:
             if not detach:
