@@ -8,7 +8,6 @@ the resolved fd through /proc/self/fd, never a path a symlink could redirect.
 """
 import errno
 import os
-import re
 import stat
 
 from pyoci.errors import PyociError
@@ -45,7 +44,15 @@ def _unescape(field):
     """A mountinfo path: space, tab, newline and backslash are octal escapes."""
     if "\\" not in field:
         return field
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+    # not `re` (its import, with enum, costs ~3 ms in the container's set-up)
+    parts = field.split("\\")
+    out = [parts[0]]
+    for p in parts[1:]:
+        if len(p) >= 3 and all(c in "01234567" for c in p[:3]):
+            out.append(chr(int(p[:3], 8)) + p[3:])
+        else:
+            out.append("\\" + p)
+    return "".join(out)
 
 
 def _parent_mount_private(path):
