@@ -106,9 +106,8 @@ def main(argv=None):
                 raise HelpTopicMissing("No help topic for '%s'" % cmd)
             raise UsageError("unknown command %r (see 'pyoci --help')" % cmd)
         ctx = Context(opts)
-        import importlib
-
-        func = getattr(importlib.import_module(target[0]), target[1])
+        # __import__, not importlib: the importlib package imports warnings
+        func = getattr(__import__(target[0], fromlist=[target[1]]), target[1])
         return func(ctx, args) or 0
     except PyociError as e:
         msg = str(e)

@@ -4,10 +4,10 @@ JSON lines are logrus-shaped, `{"level": ..., "msg": ..., "time": RFC 3339}`,
 appended one per message (containerd takes the last error line, podman reads
 a failing call's file as one object). Without --log, lines go to stderr.
 """
-import os
 import sys
 import time
 
+from pyoci import fastos as os
 from pyoci import jsonio as json
 
 LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}

@@ -16,7 +16,7 @@ command stays cheap.
     foreground.py  run's and exec's foreground: signals, terminal, status
     final.py, plan.py, hooks.py, sync.py, fault.py
 """
-import os
+from pyoci import fastos as os
 
 
 class StderrLog:
@@ -48,8 +48,11 @@ class StderrLog:
 
 
 def default_root():
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    return os.path.join(xdg, "pyoci") if (os.geteuid() != 0 and xdg) else "/run/pyoci"
+    if os.geteuid() != 0:
+        xdg = os.environ.get("XDG_RUNTIME_DIR")
+        if xdg:
+            return os.path.join(xdg, "pyoci")
+    return "/run/pyoci"
 
 
 class Runtime:

@@ -8,10 +8,10 @@ Container.open() holds the directory's lock from before the state was read
 until it is closed (`with Container.open(...) as c:`), so load -> act ->
 save is one step for every other command on the same id.
 """
-import os
 import time
 
 from pyoci import SPEC_VERSION
+from pyoci import fastos as os
 from pyoci.errors import ContainerBroken, ContainerNotExist, ContainerNotRunning, PyociError
 from pyoci.runtime import status as S
 from pyoci.runtime.state import State, StateDir
@@ -144,36 +144,25 @@ class Container:
         from pyoci.runtime import fault
 
         fault.point("start:open-fifo")
+        # Opening the fifo for reading never blocks (O_NONBLOCK); then reads
+        # block. pyoci-init, waiting in open() for writing (which counts it
+        # as a writer), opens and writes one byte: the read returns it. A
+        # read with no writer returns at once with nothing: the init has not
+        # reached the fifo yet, or died; look again (no `select`: its import
+        # costs a tenth of `start`).
         fd = os.open(self.dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            # The init opens the fifo for writing when we open it for reading,
-            # then writes one byte; wait for it (or for the init to die).
-            import select
-
-            p = select.poll()
-            p.register(fd, select.POLLIN)
-            while True:
-                if p.poll(50):
-                    try:
-                        if os.read(fd, 1):
-                            break
-                    except BlockingIOError:
-                        pass
+            os.set_blocking(fd, True)
+            while not os.read(fd, 1):
                 if not self.init_alive():
                     raise S.InvalidStatus("start", S.STOPPED, "cannot start a container that has stopped")
+                time.sleep(0.001)
             fault.point("start:released")
             if hooks.get("poststart"):
                 # pyoci-init keeps the fifo open until it executes the
                 # user's program: end-of-file means the program runs.
-                while True:
-                    p.poll(50)
-                    try:
-                        if not os.read(fd, 1):
-                            break
-                    except BlockingIOError:
-                        pass
-                    if not self.init_alive():
-                        break
+                while os.read(fd, 1):
+                    pass
         finally:
             os.close(fd)
         os.unlink(self.dir.fifo)

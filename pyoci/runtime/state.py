@@ -20,9 +20,7 @@ resume, update) take it exclusive; kill and exec, which change no
 document, shared. Queries (state, list, ps) read a snapshot without it:
 every document is replaced atomically.
 """
-import fcntl
-import os
-
+from pyoci import fastos as os
 from pyoci import jsonio as json
 from pyoci.errors import ContainerBroken, ContainerExists, ContainerNotExist, PyociError
 
@@ -160,6 +158,8 @@ class StateDir:
             except (FileNotFoundError, NotADirectoryError):
                 raise ContainerNotExist(self.id)
             try:
+                import fcntl   # here: queries (state) take no lock
+
                 fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
                 st = os.fstat(fd)
                 try:
@@ -185,6 +185,8 @@ class StateDir:
         except OSError:
             return False
         try:
+            import fcntl
+
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             return False
         except BlockingIOError:

@@ -98,3 +98,50 @@ def test_pip_install_into_a_fresh_venv(tmp_path, host_guard, make_bundle):
     p = _env_i([str(exe), "--version"], cwd="/")
     assert p.returncode == 0 and p.stdout.startswith("pyoci version "), p.stderr
     assert marker.exists()
+
+
+# What the commands engines call most may import: the interpreter's floor
+# (`python -I -S`) has none of these; `os` alone costs ~1.3 ms of CPU here.
+HEAVY = {"os", "importlib", "warnings", "re", "enum", "collections", "_collections_abc", "json", "functools",
+         "typing", "select", "signal", "subprocess", "socket"}
+
+HARNESS = """
+import sys
+sys.path.append(sys.argv[1])
+sys.argv = ["pyoci"] + sys.argv[2:]
+from pyoci.cli import main
+try:
+    code = main()
+finally:
+    sys.stderr.write("\\nMODULES " + " ".join(sorted(sys.modules)) + "\\n")
+raise SystemExit(code)
+"""
+
+
+def test_frequent_commands_import_no_heavy_module(runtime, make_bundle, tmp_path):
+    """state, start, kill and delete run as the launcher runs them (python
+    -I -S, the package's directory on sys.path) and load none of HEAVY."""
+    import pyoci
+
+    site = os.path.dirname(os.path.dirname(pyoci.__file__))
+    harness = tmp_path / "harness.py"
+    harness.write_text(HARNESS)
+    b = make_bundle(["sleep", "30"])
+    runtime.cmd("create", "--bundle", b, "h1", check=True)
+
+    def modules(*args):
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            p = subprocess.run([sys.executable, "-I", "-S", str(harness), site, "--root", runtime.root] + list(args),
+                               stdout=out, stderr=err, text=True, timeout=60)
+            err.seek(0)
+            text = err.read()
+        assert p.returncode == 0, text
+        return set(text.rsplit("MODULES ", 1)[1].split())
+
+    for args in (["state", "h1"], ["start", "h1"], ["state", "h1"], ["kill", "h1", "KILL"]):
+        assert modules(*args) & HEAVY == set(), args
+    while runtime.state("h1")["status"] != "stopped":
+        pass
+    for args in (["state", "h1"], ["delete", "h1"]):
+        assert modules(*args) & HEAVY == set(), args
+    assert runtime.ids() == []

@@ -1,5 +1,4 @@
 """User namespace mappings: parsing, bounds, overlaps, lookup, format."""
-import os
 
 import pytest
 
@@ -79,6 +78,7 @@ def test_host_problems_for_an_unprivileged_caller(tmp_path):
 
 
 def test_rootless_flag(monkeypatch):
+    from pyoci import fastos
     from pyoci.cli import GLOBAL_FLAGS, Context
     from pyoci.cli.args import parse
 
@@ -87,9 +87,10 @@ def test_rootless_flag(monkeypatch):
 
     assert ctx("--rootless", "true").rootless is True
     assert ctx("--rootless=false").rootless is False
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    # pyoci.cli's os is pyoci.fastos (posix's calls)
+    monkeypatch.setattr(fastos, "geteuid", lambda: 1000)
     assert ctx().rootless is True
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(fastos, "geteuid", lambda: 0)
     monkeypatch.setattr(userns, "inside", lambda pid="self": True)
     assert ctx().rootless is True          # root of a user namespace
     monkeypatch.setattr(userns, "inside", lambda pid="self": False)

@@ -7,10 +7,9 @@ The layout is read from /proc/self/mountinfo and /proc/self/cgroup, so v1,
 v2 (unified) and hybrid hosts (v1 controllers plus a cgroup2 mount, as on
 these machines) are handled by the same code, with no hard-coded paths.
 """
-import errno
-import os
 import time
 
+from pyoci import fastos as os
 from pyoci.errors import ConfigError, PyociError
 
 
@@ -109,9 +108,7 @@ def driver_class(name):
         raise PyociError("the container's state names the cgroup driver %r, which this pyoci does not "
                          "have (made by another version?): known drivers are %s"
                          % (name, ", ".join(sorted(DRIVERS))))
-    import importlib
-
-    return getattr(importlib.import_module(mod), cls)
+    return getattr(__import__(mod, fromlist=[cls]), cls)
 
 
 def fs_driver(paths):
@@ -424,6 +421,8 @@ class Cgroup:
                 except FileNotFoundError:
                     break
                 except OSError as e:
+                    import errno
+
                     if (e.errno in (errno.EBUSY, errno.ENOTEMPTY) and d not in self.paths.values()
                             and _has_subdirs(d)):
                         break   # a parent that another cgroup still uses

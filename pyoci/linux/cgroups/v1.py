@@ -2,8 +2,7 @@
 legacy hosts, and hybrid ones (v1 controllers plus a cgroup2 mount, which
 gets the container's directory for placement only: no controller is ever
 enabled there, or v1 could no longer mount it)."""
-import os
-
+from pyoci import fastos as os
 from pyoci.errors import ConfigError
 from pyoci.linux import cgroups as _cg
 

@@ -2,8 +2,7 @@
 enabled in the parents' cgroup.subtree_control as create makes directories
 (and disabled again on delete where nothing else uses them), device rules
 are an eBPF program attached to the cgroup."""
-import os
-
+from pyoci import fastos as os
 from pyoci.errors import ConfigError
 from pyoci.linux import cgroups as _cg
 

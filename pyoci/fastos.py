@@ -1,0 +1,110 @@
+"""`os` without the cost of importing it, for the commands engines call most.
+
+`import os` runs os.py, _collections_abc, posixpath, stat and genericpath:
+~6 M instructions, ~1.3 ms of CPU here, more than all of `pyoci state`'s own
+work (the interpreter's `site` imports it, so a `python -I -S` start does
+not). Its system calls are the built-in `posix` module's, which is loaded
+at start-up anyway. Modules on the path of state, start, kill and delete
+say `from pyoci import fastos as os` and read as before:
+
+- every public `posix` function and constant, under its `os` name;
+- `path`: join, dirname, basename, exists, isfile, isdir, abspath, normpath
+  (posixpath's behaviour for str paths);
+- anything else (`environ`, `makedirs`, `fsencode`, `path.realpath`, ...)
+  imports the real `os` when first asked for, so nothing is missing, it
+  only costs what it did before. (posix's own `environ` has bytes keys: it
+  is not exported, so `os.environ` is always the real, str-keyed one.)
+
+tests/integration/test_launcher.py checks that those commands do not import `os`.
+"""
+from posix import *  # noqa: F401,F403
+from posix import _exit, stat as _stat  # noqa: F401
+
+del environ  # noqa: F821  (bytes-keyed: the real os.environ is used instead)
+
+_S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, 0o040000, 0o100000
+
+
+def __getattr__(name):
+    import os
+
+    return getattr(os, name)
+
+
+class _Path:
+    """The posixpath functions the frequent commands use."""
+
+    sep = "/"
+
+    @staticmethod
+    def join(a, *parts):
+        path = a
+        for p in parts:
+            if p.startswith("/"):
+                path = p
+            elif not path or path.endswith("/"):
+                path += p
+            else:
+                path += "/" + p
+        return path
+
+    @staticmethod
+    def dirname(p):
+        i = p.rfind("/") + 1
+        head = p[:i]
+        if head and head != "/" * len(head):
+            head = head.rstrip("/")
+        return head
+
+    @staticmethod
+    def basename(p):
+        return p[p.rfind("/") + 1:]
+
+    @staticmethod
+    def _mode(p):
+        try:
+            return _stat(p).st_mode & _S_IFMT
+        except (OSError, ValueError):
+            return None
+
+    @classmethod
+    def exists(cls, p):
+        return cls._mode(p) is not None
+
+    @classmethod
+    def isfile(cls, p):
+        return cls._mode(p) == _S_IFREG
+
+    @classmethod
+    def isdir(cls, p):
+        return cls._mode(p) == _S_IFDIR
+
+    @staticmethod
+    def normpath(p):
+        if not p:
+            return "."
+        initial = 2 if p.startswith("//") and not p.startswith("///") else (1 if p.startswith("/") else 0)
+        out = []
+        for c in p.split("/"):
+            if c in ("", "."):
+                continue
+            if c != ".." or (not initial and not out) or (out and out[-1] == ".."):
+                out.append(c)
+            elif out:
+                out.pop()
+        p = "/" * initial + "/".join(out)
+        return p or "."
+
+    @classmethod
+    def abspath(cls, p):
+        if not p.startswith("/"):
+            p = cls.join(getcwd(), p)  # noqa: F405
+        return cls.normpath(p)
+
+    def __getattr__(self, name):
+        import posixpath
+
+        return getattr(posixpath, name)
+
+
+path = _Path()
