@@ -116,9 +116,15 @@ def compile(sc, warn=None):
             if not 0 <= a.get("index", 0) <= 5:
                 raise ConfigError("%s.args[%d].index" % (path, j), "a syscall has arguments 0 to 5")
             args.append(S.Arg(a.get("index", 0), op, a.get("value", 0), a.get("valueTwo", 0)))
+        # libseccomp ANDs the conditions of one rule, and cannot AND two on
+        # one argument: where an argument has several, each condition is a
+        # rule of its own (so they are OR-ed), as runc does.
+        indexes = [a.get("index", 0) for a in rule.get("args") or ()]
+        groups = [[a] for a in args] if len(set(indexes)) < len(indexes) else [args]
         for name in rule.get("names") or ():
             try:
-                f.add_rule(act, name, *args)
+                for g in groups:
+                    f.add_rule(act, name, *g)
             except OSError as e:
                 # a name this libseccomp or architecture does not know: runc
                 # skips it too
@@ -131,7 +137,88 @@ def compile(sc, warn=None):
         data = _read_all(fd)
     finally:
         os.close(fd)
-    return data, flags(sc)
+    return _enosys_stub(S, sc, default) + data, flags(sc)
+
+
+# -- runc's -ENOSYS stub -----------------------------------------------------------
+ENOSYS = 38
+X32_SYSCALL_BIT = 0x40000000
+_LD_ABS, _JEQ, _JGT, _JSET, _JA, _RET = 0x20, 0x15, 0x25, 0x45, 0x05, 0x06
+SECCOMP_RET_ERRNO = 0x00050000
+
+
+def _enosys_stub(S, sc, default):
+    """BPF put before libseccomp's program: a syscall numbered above every
+    one the profile names (for its architecture) gets ENOSYS instead of the
+    default action, as runc's patched filter gives it. A profile written
+    before a syscall existed then makes it look absent, not forbidden, and
+    the C library falls back (glibc tries clone3 and takes clone only on
+    ENOSYS: with EPERM, thread creation breaks in newer images). Not when the
+    default action allows (nothing to fix) or already returns ENOSYS."""
+    if sc.get("defaultErrnoRet") == ENOSYS or default in (S.ALLOW, S.LOG):
+        return b""
+    names = {n for r in sc.get("syscalls") or () for n in (r or {}).get("names") or ()}
+    tokens = [S.system_arch()]
+    for a in sc.get("architectures") or ():
+        short = a[len("SCMP_ARCH_"):] if a.startswith("SCMP_ARCH_") else a
+        tok = getattr(S.Arch, short, None)
+        if tok is not None and tok not in tokens:
+            tokens.append(tok)
+    # audit arch -> {"native": last nr, "x32": last nr}
+    last = {}
+    for tok in tokens:
+        nrs = [S.resolve_syscall(tok, n) for n in names]
+        nrs = [n for n in nrs if n >= 0]
+        if not nrs:
+            continue
+        if tok == S.Arch.X32:
+            last.setdefault(S.Arch.X86_64, {})["x32"] = max(nrs)
+        else:
+            last.setdefault(tok, {})["native"] = max(nrs)
+    if not last:
+        return b""
+    prog = [(_LD_ABS, 0, 0, 4)]            # A = seccomp_data.arch
+    fixups = []                            # (insn index, field, label)
+
+    def insn(code, k, jt=None, jf=None):
+        prog.append([code, 0, 0, k])
+        for field, label in (("jt", jt), ("jf", jf)):
+            if label is not None:
+                fixups.append((len(prog) - 1, field, label))
+
+    for n, (audit, sub) in enumerate(last.items()):
+        nxt = "arch%d" % (n + 1)
+        insn(_JEQ, audit, jf=nxt)
+        insn(_LD_ABS, 0)                   # A = seccomp_data.nr
+        if "native" in sub and "x32" in sub:
+            insn(_JSET, X32_SYSCALL_BIT, jt="x32_%d" % n)
+            insn(_JGT, sub["native"], jt="enosys", jf="end")
+            labels_at = len(prog)
+            insn(_JGT, sub["x32"], jt="enosys", jf="end")
+            fixups.append(("label", "x32_%d" % n, labels_at))
+        else:
+            insn(_JGT, sub.get("native", sub.get("x32")), jt="enosys", jf="end")
+        fixups.append(("label", nxt, len(prog)))
+    insn(_JA, 0)
+    ja = len(prog) - 1
+    fixups.append(("label", "enosys", len(prog)))
+    insn(_RET, SECCOMP_RET_ERRNO | ENOSYS)
+    fixups.append(("label", "end", len(prog)))
+    labels = {f[1]: f[2] for f in fixups if f[0] == "label"}
+    # the last arch block's "next" is the jump over the ENOSYS return
+    labels["arch%d" % len(last)] = ja
+    prog[ja][3] = labels["end"] - ja - 1
+    for f in fixups:
+        if f[0] == "label":
+            continue
+        i, field, label = f
+        off = labels[label] - i - 1
+        if not 0 <= off <= 255:
+            raise PyociError("seccomp: the -ENOSYS stub is too long")
+        prog[i][1 if field == "jt" else 2] = off
+    import struct
+
+    return b"".join(struct.pack("=HBBI", *ins) for ins in prog)
 
 
 def _read_all(fd):
@@ -234,11 +321,17 @@ def connect_listener(sc):
     if not uses_notify(sc):
         return None
     for i, rule in enumerate(sc.get("syscalls") or ()):
-        if rule.get("action") == "SCMP_ACT_NOTIFY" and "sendmsg" in (rule.get("names") or ()):
-            j = rule["names"].index("sendmsg")
-            raise ConfigError("linux.seccomp.syscalls[%d].names[%d]" % (i, j),
-                              "SCMP_ACT_NOTIFY cannot be used for sendmsg: pyoci-init sends the listener "
-                              "fd to the agent with it, after the filter is loaded")
+        if rule.get("action") != "SCMP_ACT_NOTIFY":
+            continue
+        for j, name in enumerate(rule.get("names") or ()):
+            if name in ("sendmsg", "write"):
+                # write: refused as runc refuses it (its init writes after
+                # loading the filter; a profile made for runc must fail the
+                # same way here), in runc's words
+                raise ConfigError("linux.seccomp.syscalls[%d].names[%d]" % (i, j),
+                                  "SCMP_ACT_NOTIFY cannot be used for the %s syscall: the runtime uses it "
+                                  "once the filter is loaded (pyoci-init sends the listener fd to the agent "
+                                  "with sendmsg)" % name)
     path = sc.get("listenerPath")
     if not path:
         raise ConfigError("linux.seccomp.listenerPath", "SCMP_ACT_NOTIFY needs a listenerPath")
