@@ -113,6 +113,10 @@ def main(argv=None):
         msg = str(e)
         code = e.exit_code
         if cmd in ("create", "run") and not isinstance(e, UsageError):
+            from pyoci.errors import ConfigError
+
+            if isinstance(e, ConfigError):
+                msg = "invalid configuration: " + msg   # runc's words, which scripts match
             msg = "pyoci %s failed: %s" % (cmd, msg)
         elif cmd == "exec" and not isinstance(e, UsageError):
             msg, code = "exec failed: " + msg, 255   # as runc: podman and containerd expect 255

@@ -2,7 +2,13 @@
 
 default_spec() is what `runc spec` writes (a shell in a terminal, read-only
 rootfs, the usual /proc /dev /sys mounts, three capabilities, a private
-pid/network/ipc/uts/mount/cgroup namespace each, as runc does since 1.1);
+pid/network/ipc/uts/mount namespace each: no cgroup namespace, as runc 1.1.5
+writes it, so the container sees its cgroup paths as the host names them;
+runc's own suite adds one where it wants one, and a duplicate is refused);
+differences from runc's: runtime-spec 1.3.0, hostname "pyoci", no ambient
+capabilities (runc 1.1's spec raises the three into the ambient set, which a
+non-root process would keep across execve),
+/sys/devices/virtual/powercap masked (as newer runc, CVE-2020-8694);
 rootless=True adapts it as `runc spec --rootless` does: a user namespace
 mapping the calling user to root, no network namespace, /sys bound from the
 host, no uid=/gid= mount options, no cgroup resources.
@@ -49,7 +55,7 @@ def default_spec(rootless=False, uid=None, gid=None):
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
             "maskedPaths": list(MASKED_PATHS),
             "readonlyPaths": list(READONLY_PATHS),
         },

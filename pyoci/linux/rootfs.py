@@ -19,6 +19,10 @@ class MountError(PyociError):
     pass
 
 
+def json_str(s):
+    return '"%s"' % s
+
+
 def _mount_error(i, m, e):
     reason = getattr(e, "strerror", None) or str(e)
     if getattr(e, "errno", None) == errno.ENODEV and m.get("type"):
@@ -74,6 +78,42 @@ def _parent_mount_private(path):
         s.mount(None, best, None, s.MS_PRIVATE)
 
 
+def _hide_full_proc_and_sys(rootfs):
+    """--no-pivot leaves the host's mounts in the container's mount namespace,
+    out of sight under the chroot but still there: a full procfs or sysfs
+    among them lets a process of the container in a new user namespace mount
+    a fresh, unmasked proc (the kernel allows it where a full one is already
+    mounted), an escape primitive (runc's no_pivot.bats). Unmount every full
+    proc and sysfs outside the rootfs, or cover it with a tmpfs where it
+    cannot be unmounted, as runc does."""
+    rootfs = os.path.realpath(rootfs)
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            mp = _unescape(fields[4])
+            if fields[3] != "/" or fields[sep + 1] not in ("proc", "sysfs"):
+                continue
+            if mp == rootfs or mp.startswith(rootfs + "/"):
+                continue
+            found.append(mp)
+    for mp in found:
+        try:
+            # none of this may propagate to the host
+            s.mount(None, mp, None, s.MS_SLAVE | s.MS_REC)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                continue   # under one already unmounted
+            raise
+        try:
+            s.umount2(mp, s.MNT_DETACH)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+            s.mount("tmpfs", mp, "tmpfs", 0, None)
+
+
 class Rootfs:
     def __init__(self, config, bundle, rootfs, ns_plan, cgroup_paths, hierarchies,
                  log=None, idmap_fds=None, bind_devices=None):
@@ -91,6 +131,7 @@ class Rootfs:
         self.cgroup_paths = cgroup_paths
         self.hierarchies = hierarchies
         self.root_fd = -1
+        self.dev_ro_flags = 0
         # Called before a cgroup mount of the container's own cgroup
         # namespace: the caller enters its cgroups and that namespace.
         self.before_cgroup_mount = lambda: None
@@ -109,6 +150,10 @@ class Rootfs:
         # rootfs bind and the mounts made on it (proc, /dev, ...) do not
         # propagate anywhere, and pivot_root accepts it (its parent may not
         # be shared).
+        if flag & s.MS_UNBINDABLE:
+            # unbindable concerns the container's root only (set in finish);
+            # on the tree it would refuse the binds of host mounts to come
+            flag = s.MS_SLAVE | s.MS_REC
         s.mount(None, "/", None, flag)
         _parent_mount_private(self.rootfs)
         s.mount(self.rootfs, self.rootfs, None, s.MS_BIND | s.MS_REC)
@@ -186,6 +231,12 @@ class Rootfs:
                 self._remount_bind(dest, opts.flags)
         else:
             fd = self._destination(i, dest, True, kernel_fs)
+            if os.path.normpath(dest) == "/dev" and opts.flags & s.MS_RDONLY:
+                # A read-only /dev (runc issue 3248) is made read-only once
+                # devpts, the devices, the symlinks and the console are in it.
+                self.dev_ro_flags = opts.flags & ~s.MS_REMOUNT
+                opts = mounts.Options(opts.flags & ~s.MS_RDONLY, opts.propagation, opts.data,
+                                      opts.attr_set, opts.attr_clr)
             data = opts.data
             if self.mount_label and mtype in LABELED:
                 data = ",".join(x for x in (data, 'context="%s"' % self.mount_label) if x)
@@ -211,12 +262,13 @@ class Rootfs:
         try:
             return self._not_in_proc(i, dest, mtype, paths.open_dir_no_symlinks(self.root_fd, dest))
         except OSError as e:
+            # runc's words after ours: scripts match on them
             if e.errno == errno.ELOOP:
-                raise MountError("mounts[%d].destination: %s is a symlink in the rootfs: refusing to "
-                                 "mount %s there" % (i, dest, self.config["mounts"][i].get("type")))
+                raise MountError("mounts[%d].destination: %s is a symlink in the rootfs: filesystem %s "
+                                 "must be mounted on ordinary directory" % (i, dest, json_str(mtype)))
             if e.errno == errno.ENOTDIR:
-                raise MountError("mounts[%d].destination: %s is not a directory in the rootfs: refusing "
-                                 "to mount %s there" % (i, dest, self.config["mounts"][i].get("type")))
+                raise MountError("mounts[%d].destination: %s is not a directory in the rootfs: filesystem "
+                                 "%s must be mounted on ordinary directory" % (i, dest, json_str(mtype)))
             raise
 
     def _not_in_proc(self, i, dest, mtype, fd):
@@ -358,6 +410,7 @@ class Rootfs:
     # -- the switch ----------------------------------------------------
     def switch_root(self, no_pivot=False):
         if no_pivot:
+            _hide_full_proc_and_sys(self.rootfs)
             os.chdir(self.rootfs)
             s.mount(self.rootfs, "/", None, s.MS_MOVE)
             os.chroot(".")
@@ -380,6 +433,11 @@ class Rootfs:
         self.root_fd = -1
 
     # -- after pivot ---------------------------------------------------
+    def dev_readonly(self):
+        """The /dev mount asked read-only, now that everything is in it."""
+        if self.dev_ro_flags:
+            s.mount(None, "/dev", None, s.MS_REMOUNT | self.dev_ro_flags)
+
     def finish(self):
         root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:

@@ -228,6 +228,8 @@ def build(setup, chan, to_child=None):
     plan = final.process_plan(proc, keep, console=setup.console, seccomp=setup.seccomp,
                               warn=setup.log.debug, settings=setup.settings,
                               setgroups=not in_userns or may_setgroups)
+    if rootfs is not None:
+        rootfs.dev_readonly()
     fifo = final.move_above(setup.fifo_fd, keep)
     fifo_dir = final.move_above(setup.fifo_dir_fd, keep) if setup.fifo_dir_fd >= 0 else -1
     plan.exec_fifo(fifo, fifo_dir)
@@ -254,4 +256,4 @@ def _create_hooks(setup, chan, to_child):
     msg = to_child.expect("create (C2, waiting for the runtime's hooks)", sync.HookState)
     to_child.close_read()
     hooks.run("createContainer", (setup.config.get("hooks") or {}).get("createContainer"), msg.state,
-              debug=setup.log.debug)
+              debug=setup.log.debug, cwd=setup.rootfs)

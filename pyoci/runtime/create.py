@@ -131,6 +131,16 @@ def create(ctx, cid, opts, keep_lock=False):
         os.mkfifo(sdir.fifo, 0o622)
         _fifo_for_userns(sdir.fifo, ns_plan)
         fault.point("create:fifo-made")
+        if cg.paths:
+            # As runc, before anything is made: a pre-existing frozen cgroup
+            # would freeze the init as it joins (create waited forever); a
+            # shared one is only warned of.
+            if cg.frozen():
+                raise PyociError("container's cgroup unexpectedly frozen (linux.cgroupsPath %s): thaw it "
+                                 "or use another" % (config.get("linux") or {}).get("cgroupsPath"))
+            n = len(cg.pids())
+            if n:
+                ctx.log.warning("container's cgroup is not empty: %d process(es) found" % n)
         cg.create()
         fault.point("create:cgroup-made")
         state.cgroup = cg.to_state()
@@ -139,7 +149,7 @@ def create(ctx, cid, opts, keep_lock=False):
         lin = config.get("linux") or {}
         if cg.paths:   # none for a rootless container without a delegated cgroup
             # rootless: no device rules (v1 needs CAP_SYS_ADMIN, v2 CAP_BPF), as runc
-            cg.apply(lin.get("resources") or {}, warn=ctx.log.warning, config_devices=lin.get("devices") or (),
+            cg.apply(lin.get("resources") or {}, warn=ctx.log.warning,
                      devices=not ctx.rootless)
             fault.point("create:resources-applied")
 

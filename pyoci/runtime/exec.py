@@ -173,13 +173,19 @@ def sub_cgroup(cg, specs):
         if not colon and len(specs) != 1:
             raise PyociError("invalid --cgroup argument: %s (missing <controller>: prefix)" % s)
         if ".." in path.split("/"):
-            raise PyociError("invalid --cgroup argument: %s: must not contain '..'" % s)
+            # runc's words: scripts match on them
+            raise PyociError("invalid --cgroup argument: %s is not a sub cgroup path" % path)
         for c in (ctrls.split(",") if colon else [""]):
             if colon and not c:
                 raise PyociError("invalid --cgroup argument: %s (empty <controller> prefix)" % s)
             if c in want:
                 raise PyociError("invalid --cgroup argument(s): controller %s specified multiple times" % c)
             want[c] = path
+    known = {c for key in cg.paths for c in key.split(",")}
+    for c in want:
+        if c and c not in known:
+            raise PyociError("invalid --cgroup argument: unknown controller %r (this container's are: %s)"
+                             % (c, ", ".join(sorted(k for k in known if k)) or "none"))
     paths = {}
     for key, d in cg.paths.items():
         sub = want.get("")
@@ -189,7 +195,8 @@ def sub_cgroup(cg, specs):
         if sub is not None:
             d = os.path.normpath(os.path.join(d, sub.lstrip("/")))
             if not os.path.isdir(d):
-                raise PyociError("--cgroup: cgroup %s does not exist" % d)
+                raise PyociError("--cgroup: adding pid to cgroup: open %s: no such file or directory"
+                                 % os.path.join(d, "cgroup.procs"))
         paths[key] = d
     return Cgroup(paths)
 
@@ -453,6 +460,11 @@ def container_spawner(c):
 
         lsys._load()
         lsys.prctl(lsys.PR_SET_CHILD_SUBREAPER, 1)
+        seccomp = None
+        if c.state.get("seccomp") is not None:
+            from pyoci.linux import seccomp as sc
+
+            seccomp = sc.program(c.state["seccomp"], root=c.dir.root)
         _preload({})
         ns_fds, root_fd = open_container(c.pid)
         to_close = [fd for _, fd in ns_fds] + [root_fd]
@@ -461,6 +473,7 @@ def container_spawner(c):
             to_close.append(init_fd)
             chans = _Channels()
             setup = ExecSetup(ns_fds=ns_fds, root_fd=root_fd, init_fd=init_fd, lock_fd=c.dir.lock_fd,
+                              seccomp=seccomp,
                               hook=HookProgram(path=path, args=args, env=["%s=%s" % kv for kv in env.items()],
                                                stdin_fd=stdin_fd, out_fd=out_fd))
             c1 = os.fork()
@@ -487,6 +500,9 @@ def _hook_plan(setup):
     plan = Plan()
     plan.program(h.path, h.args, h.env)
     plan.keep_fds(3)
+    if setup.seccomp is not None:
+        # under the container's seccomp filter, as runc runs it
+        plan.seccomp(*setup.seccomp)
     return plan, 3
 
 
@@ -508,6 +524,10 @@ def _stage1(setup, chans):
         # container's that lets it see us: the pid namespace applies to our
         # children only, and our only child is pyoci-init's fork.
         lsys.prctl(lsys.PR_SET_DUMPABLE, 0)
+        debug = getattr(setup, "log", None)
+        if debug is not None:
+            # the stages named as runc's debug lines name them (scripts grep them)
+            debug.debug("nsexec container setup: joining the container's namespaces (pid %d)" % os.getpid())
         joined_user = any(t == "user" for t, _ in setup.ns_fds)
         namespaces.join(setup.ns_fds)
         fault.point("exec:c1-joined")
@@ -544,6 +564,9 @@ def _build(setup, chans):
     os.chroot(".")
     os.close(setup.root_fd)
     os.chdir("/")
+    log = getattr(setup, "log", None)
+    if log is not None:
+        log.debug("child process in init(): in the container's root (pid %d)" % os.getpid())
     if setup.hook:
         plan, keep = _hook_plan(setup)
     else:
@@ -569,5 +592,7 @@ def _build(setup, chans):
     plan.fork_report(report)
     plan.go_fd(go, not setup.late)
     plan_fd = final.move_above(plan.to_memfd(), keep)
+    if log is not None:
+        log.debug("setns_init: about to exec pyoci-init, which forks and executes the process")
     final.close_all_but(keep, {plan_fd, setup.init_fd, chans.chan.wfd, report, go, *plan.fds})
     os.execve(setup.init_fd, ["pyoci-init", str(plan_fd)], {})

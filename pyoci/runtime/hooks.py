@@ -16,7 +16,8 @@ Where each kind runs (the callers):
                            container was destroyed
 
 Each hook gets the container's state JSON on stdin, its own args and env
-(nothing of the runtime's environment), a new session, and no fd of the
+(with no `env` at all, the runtime's environment, as runc's hooks do), a
+new session, and no fd of the
 runtime's but 0-2. Its stdout and stderr go to a memfd that the runtime
 reads after it exited: a hook writes nothing into the container's stdio
 (create's stdio is the container's) and cannot hang the runtime by keeping a
@@ -44,18 +45,23 @@ def state_doc(cid, status, pid, bundle, annotations=None):
     return st
 
 
-def run(kind, hooks, state, spawn=None, warn=None, debug=None):
+def run(kind, hooks, state, spawn=None, warn=None, debug=None, cwd=None):
     """Run the hooks of one kind in order, each with `state` on stdin.
     The first failure raises PyociError and stops the rest; with `warn`
-    (poststop) a failure is logged there and the next hook runs."""
+    (poststop) a failure is logged there and the next hook runs. A hook of
+    the host runs in `cwd`, by default the bundle (runc runs in the bundle;
+    createContainer hooks get the rootfs)."""
     if not hooks:
         return
     data = json.dumps(state).encode()
+    if spawn is None:
+        spawn = _in_dir(cwd or state.get("bundle"))
     for i, hook in enumerate(hooks):
         try:
             out = run_one(hook, data, spawn)
         except PyociError as e:
-            msg = "error running %s hook #%d (%s): %s" % (kind, i, hook.get("path"), e)
+            # "error running hook #N": runc's words, which scripts match
+            msg = "error running hook #%d (%s, %s): %s" % (i, kind, hook.get("path"), e)
             if warn is None:
                 raise PyociError(msg)
             warn(msg)
@@ -69,7 +75,28 @@ def _show(out):
     return text + (" [...]" if len(out) > OUTPUT_SHOWN else "")
 
 
+def _in_dir(cwd):
+    """spawn_host, run from cwd (the runtime's own cwd is put back after)."""
+    if not cwd:
+        return spawn_host
+
+    def spawn(*a):
+        back = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            try:
+                os.chdir(cwd)
+            except OSError:
+                pass   # as it was before: the runtime's cwd
+            return spawn_host(*a)
+        finally:
+            os.fchdir(back)
+            os.close(back)
+    return spawn
+
+
 def _env(entries):
+    if entries is None:
+        return dict(os.environ)
     env = {}
     for e in entries or ():
         k, eq, v = e.partition("=")
@@ -141,7 +168,11 @@ def run_one(hook, data, spawn=None):
                 break
             output += chunk
         if os.WIFSIGNALED(status):
-            raise PyociError("killed by signal %d%s" % (os.WTERMSIG(status), _tail(output)))
+            import signal
+
+            sig = os.WTERMSIG(status)
+            name = (signal.strsignal(sig) or "").lower()
+            raise PyociError("killed by signal %d (%s)%s" % (sig, name, _tail(output)))
         code = os.WEXITSTATUS(status)
         if code != 0:
             raise PyociError("exit status %d%s" % (code, _tail(output)))

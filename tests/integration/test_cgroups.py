@@ -121,11 +121,20 @@ def test_devices_rules_in_order_and_enforced(runtime, make_bundle):
     runtime.cmd("delete", "-f", "dev1", check=True)
 
 
-def test_linux_devices_are_allowed(runtime, make_bundle):
-    dev = {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666}
+def test_linux_devices_are_made_but_not_allowed_by_that_alone(runtime, make_bundle):
+    """As runc (dev.bats "device cgroup deny"): linux.devices makes the node;
+    only linux.resources.devices (and runc's default devices) allow it."""
+    dev = {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o666}
     pid = start_sleeping(runtime, make_bundle, "dev2", {}, devices=[dev])
-    assert "c 10:229 rwm" in read(cg_dir(pid, "devices"), "devices.list").splitlines()
+    assert "c 1:11 rwm" not in read(cg_dir(pid, "devices"), "devices.list").splitlines()
+    r = exec_in(pid, "test -c /dev/kmsg && echo node; echo x > /dev/kmsg || echo refused")
+    assert r.stdout.split() == ["node", "refused"], r
     runtime.cmd("delete", "-f", "dev2", check=True)
+    res = {"devices": [{"allow": False, "access": "rwm"},
+                       {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rw"}]}
+    pid = start_sleeping(runtime, make_bundle, "dev3", res, devices=[dev])
+    assert "c 1:11 rw" in read(cg_dir(pid, "devices"), "devices.list").splitlines()
+    runtime.cmd("delete", "-f", "dev3", check=True)
 
 
 @pytest.mark.parametrize("res,field", [

@@ -53,7 +53,7 @@ def running(runtime, make_bundle):
 
 
 def test_exec_runs_inside_every_namespace_and_cgroup(runtime, running, tmp_path):
-    init = running()
+    init = running(lambda c: c["linux"]["namespaces"].append({"type": "cgroup"}))
     pid_file = tmp_path / "e.pid"
     p = runtime.cmd("exec", "--detach", "--pid-file", pid_file, "x1", "sleep", "100")
     assert p.returncode == 0, p.stderr
@@ -295,7 +295,7 @@ def test_exec_sub_cgroup(runtime, running, tmp_path):
         with open(os.path.join(sub, "cgroup.procs")) as f:
             assert str(pid) in f.read().split()
         p = runtime.cmd("exec", "--cgroup", "pids:nonexistent", "x1", "true")
-        assert p.returncode == 255 and "does not exist" in p.stderr
+        assert p.returncode == 255 and "adding pid to cgroup" in p.stderr and "nonexistent/cgroup.procs: no such file" in p.stderr
         os.kill(pid, 9)
         for _ in range(500):
             if not open(os.path.join(sub, "cgroup.procs")).read().strip():

@@ -18,7 +18,7 @@ import json, os, sys
 st = json.loads(sys.stdin.read())
 env = dict(os.environ)
 env.pop("LC_CTYPE", None)   # Python's own C-locale coercion (PEP 538) adds it
-rec = {"kind": sys.argv[2], "state": st, "argv": sys.argv[1:], "env": env,
+rec = {"kind": sys.argv[2], "state": st, "argv": sys.argv[1:], "env": env, "cwd": os.getcwd(),
        "mnt": os.readlink("/proc/self/ns/mnt"), "pidns": os.readlink("/proc/self/ns/pid"),
        "fds": sorted(int(x) for x in os.listdir("/proc/self/fd"))}
 if st.get("pid"):
@@ -90,7 +90,11 @@ def test_every_kind_in_order_with_state_and_namespace(runtime, make_bundle, tmp_
     for r in records(log):
         assert r["state"] == {"ociVersion": "1.3.0", "id": "h1", "status": "created", "pid": pid, "bundle": b,
                               "annotations": {"org.test": "hooks"}}
-        assert r["env"] == {} and r["fds"] == [0, 1, 2, 3]   # 3: listdir's own
+        # no env in the hook: the runtime's environment, as runc gives it
+        want = {k: v for k, v in os.environ.items() if k not in ("LC_CTYPE", "COLUMNS", "LINES")}
+        assert {k: r["env"].get(k) for k in want} == want and r["fds"] == [0, 1, 2, 3]   # 3: listdir's own
+        # runc's cwd: the bundle in the runtime, the rootfs for createContainer
+        assert r["cwd"] == (rootfs if r["kind"] == "createContainer" else b), r
     by = {r["kind"]: r for r in records(log)}
     # runtime namespace for prestart/createRuntime, the container's for createContainer
     assert by["prestart"]["mnt"] == by["createRuntime"]["mnt"] == host_mnt
@@ -162,7 +166,7 @@ def test_timeout_kills_the_hook_and_fails_create(runtime, make_bundle, tmp_path)
     p = runtime.cmd("create", "-b", b, "h3")
     took = time.monotonic() - t0
     assert p.returncode == 1
-    assert "error running createRuntime hook #0 (/bin/sh): timed out after 1 s" in p.stderr
+    assert "error running hook #0 (createRuntime, /bin/sh): timed out after 1 s" in p.stderr
     assert 1 <= took < 5
     assert kinds(log) == ["poststop"]    # the next hook did not run; the lifecycle went on at destroy
     assert runtime.cmd("state", "h3").returncode == 1
@@ -184,7 +188,7 @@ def test_create_hook_failure_tears_down(runtime, make_bundle, tmp_path, kind):
     b = make_bundle(["touch", "/ran"], changes)
     p = runtime.cmd("create", "-b", b, "h4")
     assert p.returncode == 1
-    assert "error running %s hook #1" % kind in p.stderr and "exit status 3" in p.stderr
+    assert "error running hook #1 (%s," % kind in p.stderr and "exit status 3" in p.stderr
     assert kinds(log) == [kind, "failing", "poststop"]
     assert runtime.cmd("state", "h4").returncode == 1 and runtime.ids() == []
     assert not os.path.exists(os.path.join(b, "rootfs", "ran"))
@@ -200,7 +204,7 @@ def test_start_container_failure_destroys(runtime, make_bundle, tmp_path):
     b = make_bundle(["touch", "/ran"], changes)
     runtime.cmd("create", "-b", b, "h5", check=True)
     p = runtime.cmd("start", "h5")
-    assert p.returncode == 1 and "error running startContainer hook #0 (/bin/sh): exit status 4" in p.stderr
+    assert p.returncode == 1 and "error running hook #0 (startContainer, /bin/sh): exit status 4" in p.stderr
     assert kinds(log) == ["poststop"]
     assert runtime.cmd("state", "h5").returncode == 1
     assert not os.path.exists(os.path.join(b, "rootfs", "ran"))
@@ -224,14 +228,14 @@ def test_poststart_failure_fails_start_and_destroys(runtime, make_bundle, tmp_pa
     runtime.cmd("create", "-b", b, "h7", check=True)
     pid = runtime.state("h7")["pid"]
     p = runtime.cmd("start", "h7")
-    assert p.returncode == 1 and "error running poststart hook #0" in p.stderr
+    assert p.returncode == 1 and "error running hook #0 (poststart" in p.stderr
     assert kinds(log) == ["poststart", "poststop"]
     assert records(log)[0]["init"] == "sleep"   # the user's program had started
     assert runtime.cmd("state", "h7").returncode == 1
     assert not os.path.exists("/proc/%d/cmdline" % pid) or open("/proc/%d/cmdline" % pid).read() == ""
     # `run` reports it the same way and leaves nothing either
     p = runtime.cmd("run", "-b", b, "h8")
-    assert p.returncode == 1 and "error running poststart hook #0" in p.stderr
+    assert p.returncode == 1 and "error running hook #0 (poststart" in p.stderr
     assert runtime.ids() == []
 
 
@@ -246,7 +250,7 @@ def test_poststop_failure_only_warns(runtime, make_bundle, tmp_path):
     wait_status(runtime, "h9", "stopped")
     p = runtime.cmd("delete", "h9")
     assert p.returncode == 0
-    assert "level=warning" in p.stderr and "error running poststop hook #0 (/bin/false): exit status 1" in p.stderr
+    assert "level=warning" in p.stderr and "error running hook #0 (poststop, /bin/false): exit status 1" in p.stderr
     assert kinds(log) == ["poststop-after"]
     assert runtime.ids() == []
 

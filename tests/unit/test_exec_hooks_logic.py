@@ -78,15 +78,17 @@ def test_sub_cgroup(tmp_path):
     assert got["cpu,cpuacct"] == paths["cpu,cpuacct"] + "/sub" and got["pids"] == paths["pids"]
     assert all(v.endswith("/sub") for v in sub_cgroup(cg, ["sub"]).paths.values())
     for bad, msg in ((["a", "b"], "missing <controller>"), ([":x"], "empty <controller>"),
-                     (["pids:a", "pids:b"], "specified multiple times"), (["pids:../x"], "'..'"),
-                     (["pids:nope"], "does not exist")):
+                     (["pids:a", "pids:b"], "specified multiple times"), (["pids:../x"], "is not a sub cgroup path"),
+                     (["pids:nope"], "adding pid to cgroup: open .*nope/cgroup.procs: no such file")):
         with pytest.raises(PyociError, match=msg):
             sub_cgroup(cg, bad)
 
 
 def test_hook_env():
     assert hooks._env(["A=1", "B", "=x", "C=2=3"]) == {"A": "1", "C": "2=3"}
-    assert hooks._env(None) == {}
+    # no env at all: the runtime's environment, as runc's hooks get it; [] is empty
+    assert hooks._env(None) == dict(os.environ)
+    assert hooks._env([]) == {}
 
 
 def test_run_one_verdicts():
@@ -113,12 +115,12 @@ def test_run_stops_at_the_first_failure_or_warns(tmp_path):
     log = tmp_path / "log"
     ok = {"path": "/bin/sh", "args": ["sh", "-c", "echo ran >> %s" % log]}
     bad = {"path": "/bin/false"}
-    with pytest.raises(PyociError, match=r"error running poststart hook #1 \(/bin/false\): exit status 1"):
+    with pytest.raises(PyociError, match=r"error running hook #1 \(poststart, /bin/false\): exit status 1"):
         hooks.run("poststart", [ok, bad, ok], {"id": "x"})
     assert log.read_text() == "ran\n"
     warned = []
     hooks.run("poststop", [bad, ok], {"id": "x"}, warn=warned.append)
-    assert log.read_text() == "ran\nran\n" and "poststop hook #0" in warned[0]
+    assert log.read_text() == "ran\nran\n" and "hook #0 (poststop" in warned[0]
 
 
 def test_close_all_but():

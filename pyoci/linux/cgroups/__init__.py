@@ -239,7 +239,7 @@ class Cgroup:
         """The directory holding controller ctrl's files ("" = v2 core)."""
         raise NotImplementedError
 
-    def apply(self, res, warn=None, config_devices=(), devices=True, restore=False):
+    def apply(self, res, warn=None, devices=True, restore=False):
         """Write linux.resources to the cgroup files. A failure is a
         ConfigError naming the field; with restore=True (update) the files
         already written get their old values back first."""
@@ -252,7 +252,7 @@ class Cgroup:
             for w in R.plan(res, self.version(), warn):
                 self._write_planned(w, saved)
             if devices:
-                self.apply_devices(res, config_devices)
+                self.apply_devices(res)
         except BaseException:
             for path, old in reversed(saved or ()):
                 try:
@@ -301,7 +301,7 @@ class Cgroup:
             raise ConfigError(w.field, "this host cannot apply it: the %s cgroup has no %s" % (
                 w.ctrl or "v2", " or ".join(files)))
 
-    def apply_devices(self, res, config_devices=()):
+    def apply_devices(self, res):
         """The device rules (resources.device_rules), the driver's way."""
         raise NotImplementedError
 
@@ -414,24 +414,32 @@ class Cgroup:
             except (PyociError, OSError):
                 pass
         for d in reversed(self.created):
-            while True:
-                try:
-                    os.rmdir(d)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as e:
-                    import errno
-
-                    if (e.errno in (errno.EBUSY, errno.ENOTEMPTY) and d not in self.paths.values()
-                            and _has_subdirs(d)):
-                        break   # a parent that another cgroup still uses
-                    if e.errno in (errno.EBUSY, errno.ENOTEMPTY) and time.monotonic() < deadline:
-                        self._kill_remaining(d)
-                        time.sleep(0.005)
-                        continue
-                    raise PyociError("remove cgroup %s: %s" % (d, e.strerror))
+            if d in self.paths.values():
+                # sub-cgroups the container made in its own cgroup go too,
+                # deepest first (as runc removes them)
+                for sub in _subdirs_deepest_first(d):
+                    self._rmdir(sub, deadline)
+            self._rmdir(d, deadline)
         self._undo_enabled()
+
+    def _rmdir(self, d, deadline):
+        while True:
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                import errno
+
+                if (e.errno in (errno.EBUSY, errno.ENOTEMPTY) and d not in self.paths.values()
+                        and _has_subdirs(d)):
+                    break   # a parent that another cgroup still uses
+                if e.errno in (errno.EBUSY, errno.ENOTEMPTY) and time.monotonic() < deadline:
+                    self._kill_remaining(d)
+                    time.sleep(0.005)
+                    continue
+                raise PyociError("remove cgroup %s: %s" % (d, e.strerror))
 
     def _undo_enabled(self):
         """Disable in cgroup.subtree_control what create enabled, in each
@@ -480,6 +488,13 @@ def _read_int(path):
         return int(s)
     except ValueError:
         return None
+
+
+def _subdirs_deepest_first(d):
+    out = []
+    for top, dirs, _ in os.walk(d, topdown=False):
+        out += [os.path.join(top, x) for x in dirs]
+    return out
 
 
 def _has_subdirs(d):

@@ -113,11 +113,12 @@ def _cpuset_check(field, value, parent_file):
 
 
 # -- devices -----------------------------------------------------------------
-def device_rules(res, config_devices=()):
+def device_rules(res):
     """The device rules to apply, in order: deny everything, the spec's
-    rules as listed, the devices the config creates, then the devices every
-    container gets (as runc does). Each rule: (allow, type, major, minor,
-    access, field); major/minor None = any."""
+    rules as listed, then the devices every container gets, as runc does.
+    A node listed in linux.devices is made, but not allowed by that alone
+    (runc's dev.bats: linux.resources.devices decide). Each rule: (allow,
+    type, major, minor, access, field); major/minor None = any."""
     rules = [(False, "a", None, None, "rwm", R + ".devices")]
     for i, r in enumerate((res or {}).get("devices") or ()):
         f = "%s.devices[%d]" % (R, i)
@@ -146,12 +147,6 @@ def device_rules(res, config_devices=()):
                 acc = "".join(c for c in acc if c not in r[4])
         return acc
 
-    for i, d in enumerate(config_devices):
-        d = _d(d)
-        t = "b" if d.get("type") == "b" else "c"
-        acc = allowed(t, d.get("major"), d.get("minor"), "rwm")
-        if d.get("type") in ("c", "u", "b") and acc:
-            rules.append((True, t, d.get("major"), d.get("minor"), acc, "linux.devices[%d]" % i))
     for t, major, minor, acc in DEFAULT_ALLOWED:
         acc = allowed(t, major, minor, acc) if major is not None else acc
         if acc:

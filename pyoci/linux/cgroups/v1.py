@@ -32,11 +32,11 @@ class V1(_cg.Cgroup):
         for x in w.ordered(cur if cur is not None else 0):
             self._write(x, saved)
 
-    def apply_devices(self, res, config_devices=()):
+    def apply_devices(self, res):
         """devices.allow and devices.deny, in the rules' order."""
         from pyoci.linux.cgroups import resources as R
 
-        rules = R.device_rules(res, config_devices)
+        rules = R.device_rules(res)
         d = self.dir_for("devices")
         if d is None:
             raise ConfigError(R.R + ".devices", "the devices cgroup controller is not available on this host")

@@ -38,11 +38,11 @@ class V2(_cg.Cgroup):
         except OSError:
             return None
 
-    def apply_devices(self, res, config_devices=()):
+    def apply_devices(self, res):
         """An eBPF device filter attached to the cgroup."""
         from pyoci.linux.cgroups import resources as R
 
-        rules = R.device_rules(res, config_devices)
+        rules = R.device_rules(res)
         d = self.paths.get("")
         if d is None:
             raise ConfigError(R.R + ".devices", "no cgroup v2 hierarchy to attach a device filter to")
