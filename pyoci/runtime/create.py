@@ -113,6 +113,16 @@ def create(ctx, cid, opts, keep_lock=False):
         cg = userns.rootless_cgroup(cg, config, ctx.log.warning, hierarchies)
     fault.point("create:checked")
 
+    if cg.paths:
+        # As runc, before anything is made: a pre-existing frozen cgroup
+        # would freeze the init as it joins (create waited forever); a
+        # shared one is only warned of.
+        if cg.frozen():
+            raise PyociError("container's cgroup unexpectedly frozen (linux.cgroupsPath %s): thaw it "
+                             "or use another" % (config.get("linux") or {}).get("cgroupsPath"))
+        n = len(cg.pids())
+        if n:
+            ctx.log.warning("container's cgroup is not empty: %d process(es) found" % n)
     sdir.make()
     fault.point("create:dir-made")
     state = State(cid, bundle=bundle, rootfs=rootfs, annotations=config.get("annotations") or {},
@@ -131,16 +141,6 @@ def create(ctx, cid, opts, keep_lock=False):
         os.mkfifo(sdir.fifo, 0o622)
         _fifo_for_userns(sdir.fifo, ns_plan)
         fault.point("create:fifo-made")
-        if cg.paths:
-            # As runc, before anything is made: a pre-existing frozen cgroup
-            # would freeze the init as it joins (create waited forever); a
-            # shared one is only warned of.
-            if cg.frozen():
-                raise PyociError("container's cgroup unexpectedly frozen (linux.cgroupsPath %s): thaw it "
-                                 "or use another" % (config.get("linux") or {}).get("cgroupsPath"))
-            n = len(cg.pids())
-            if n:
-                ctx.log.warning("container's cgroup is not empty: %d process(es) found" % n)
         cg.create()
         fault.point("create:cgroup-made")
         state.cgroup = cg.to_state()

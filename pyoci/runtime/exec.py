@@ -461,10 +461,10 @@ def container_spawner(c):
         lsys._load()
         lsys.prctl(lsys.PR_SET_CHILD_SUBREAPER, 1)
         seccomp = None
-        if c.state.get("seccomp") is not None:
+        if c.state.seccomp is not None:
             from pyoci.linux import seccomp as sc
 
-            seccomp = sc.program(c.state["seccomp"], root=c.dir.root)
+            seccomp = sc.program(c.state.seccomp, root=c.dir.root)
         _preload({})
         ns_fds, root_fd = open_container(c.pid)
         to_close = [fd for _, fd in ns_fds] + [root_fd]
