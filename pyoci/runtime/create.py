@@ -113,18 +113,22 @@ def create(ctx, cid, opts, keep_lock=False):
         cg = userns.rootless_cgroup(cg, config, ctx.log.warning, hierarchies)
     fault.point("create:checked")
 
-    if cg.paths:
-        # As runc, before anything is made: a pre-existing frozen cgroup
-        # would freeze the init as it joins (create waited forever); a
-        # shared one is only warned of.
-        if cg.frozen():
-            raise PyociError("container's cgroup unexpectedly frozen (linux.cgroupsPath %s): thaw it "
-                             "or use another" % (config.get("linux") or {}).get("cgroupsPath"))
-        n = len(cg.pids())
-        if n:
-            ctx.log.warning("container's cgroup is not empty: %d process(es) found" % n)
     sdir.make()
     fault.point("create:dir-made")
+    try:
+        if cg.paths:
+            # As runc, before anything else is made: a pre-existing frozen cgroup
+            # would freeze the init as it joins (create waited forever); a
+            # shared one is only warned of.
+            if cg.frozen():
+                raise PyociError("container's cgroup unexpectedly frozen (linux.cgroupsPath %s): thaw it "
+                                 "or use another" % (config.get("linux") or {}).get("cgroupsPath"))
+            n = len(cg.pids())
+            if n:
+                ctx.log.warning("container's cgroup is not empty: %d process(es) found" % n)
+    except BaseException:
+        sdir.remove()
+        raise
     state = State(cid, bundle=bundle, rootfs=rootfs, annotations=config.get("annotations") or {},
                   cgroup=_planned(cg), namespaces=sorted(ns_plan.new), process=config["process"],
                   no_new_keyring=bool(opts.no_new_keyring), seccomp=(config.get("linux") or {}).get("seccomp"))
