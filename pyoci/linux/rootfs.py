@@ -215,14 +215,18 @@ class Rootfs:
                 raise MountError("mounts[%d].source: a bind mount needs a source" % i)
             if not os.path.isabs(src):
                 src = os.path.join(self.bundle, src)
+            # a source the runtime opened for us (one our root cannot reach)
+            tree = None if opts.idmap else getattr(self, "idmap_trees", {}).get(i)
             try:
-                st = os.stat(src)
+                st = os.fstat(tree) if tree is not None else os.stat(src)
             except OSError as e:
                 raise MountError("mounts[%d].source: %s: %s" % (i, src, e.strerror))
             fd = self._destination(i, dest, stat.S_ISDIR(st.st_mode), kernel_fs)
             try:
                 if opts.idmap:
                     self._mount_idmapped(i, src, fd, opts)
+                elif tree is not None:
+                    s.move_mount(tree, "", fd, "", s.MOVE_MOUNT_F_EMPTY_PATH | s.MOVE_MOUNT_T_EMPTY_PATH)
                 else:
                     s.mount(src, s.fd_path(fd), None, s.MS_BIND | (opts.flags & s.MS_REC))
             finally:

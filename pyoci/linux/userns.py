@@ -177,10 +177,13 @@ def check_reachable(path, field):
                      % (field, path, "?" if uid is None else uid, blocked))
 
 
-def check_sources(config, bundle, rootfs):
-    """check_reachable for the rootfs and every bind mount source."""
+def check_sources(config, bundle, rootfs, opened=()):
+    """check_reachable for the rootfs and every bind mount source (but
+    those the runtime opened for the container: `opened`, by index)."""
     check_reachable(rootfs, "root.path")
     for i, m in enumerate(config.get("mounts") or ()):
+        if i in opened:
+            continue
         opts = m.get("options") or ()
         if m.get("type") == "bind" or "bind" in opts or "rbind" in opts:
             src = m.get("source")
@@ -301,6 +304,64 @@ def idmapped_trees(config, bundle, idmap_fds):
                                 s.MOUNT_ATTR_IDMAP, 0, 0, ns_fd)
             except OSError as e:
                 raise PyociError("mounts[%d] (idmapped bind of %s): %s" % (i, src, e.strerror))
+    except BaseException:
+        for fd in out.values():
+            os.close(fd)
+        raise
+    return out
+
+
+def _searchable(path, uid, gid):
+    """Whether uid:gid (no supplementary groups) may search every directory
+    above path, by the mode bits; None when that cannot be told here."""
+    import stat
+
+    cur = "/"
+    for part in [p for p in os.path.dirname(path).split("/") if p] + [None]:
+        try:
+            st = os.stat(cur)
+        except OSError:
+            return None
+        if stat.S_ISDIR(st.st_mode) and uid != 0:
+            bit = stat.S_IXUSR if st.st_uid == uid else stat.S_IXGRP if st.st_gid == gid else stat.S_IXOTH
+            if not st.st_mode & bit:
+                return False
+        if part is None:
+            break
+        cur = os.path.join(cur, part)
+    return True
+
+
+def unreachable_bind_trees(config, bundle, id_maps, skip=()):
+    """{mount index: detached clone of the source} for the bind mounts whose
+    source the container's root (its host uid and gid) cannot reach through
+    the directories above it, made by the runtime while it still has its
+    own credentials, as runc opens such sources before the user namespace is
+    entered. The container's init attaches them (move_mount); nothing of the
+    path is resolved by it, so no symlink it controls can redirect them."""
+    from pyoci.linux import mounts
+    from pyoci.linux import sys as s
+
+    uid = to_host(id_maps[0], 0)
+    gid = to_host(id_maps[1], 0)
+    out = {}
+    try:
+        for i, m in enumerate(config.get("mounts") or ()):
+            if i in skip:
+                continue
+            opts = mounts.parse(m.get("options"), m.get("type"))
+            src = m.get("source")
+            if not opts.is_bind or not src or opts.idmap:
+                continue
+            if not os.path.isabs(src):
+                src = os.path.join(bundle, src)
+            if uid is None or _searchable(src, uid, gid) is not False:
+                continue
+            try:
+                out[i] = s.open_tree(-100, src, s.OPEN_TREE_CLONE | s.OPEN_TREE_CLOEXEC
+                                     | (s.AT_RECURSIVE if opts.flags & s.MS_REC else 0))
+            except OSError as e:
+                raise PyociError("mounts[%d].source: %s: %s" % (i, src, e.strerror))
     except BaseException:
         for fd in out.values():
             os.close(fd)

@@ -183,7 +183,7 @@ def build(setup, chan, to_child=None):
     if in_userns:
         from pyoci.linux import userns
 
-        userns.check_sources(config, setup.bundle, setup.rootfs)
+        userns.check_sources(config, setup.bundle, setup.rootfs, opened=getattr(setup, "idmap_trees", None) or {})
         may_setgroups = userns.setgroups_allowed()
     if "mount" in ns.new:
         from pyoci.linux.rootfs import Rootfs

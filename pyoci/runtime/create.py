@@ -297,6 +297,12 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
         from pyoci.linux import userns
 
         idmap_trees = userns.idmapped_trees(config, bundle, idmap_fds)
+    if "user" in ns_plan.new and ns_plan.id_maps:
+        from pyoci.linux import userns
+
+        # bind sources the container's root may not reach: opened here, as
+        # runc opens them before the user namespace is entered
+        idmap_trees.update(userns.unreachable_bind_trees(config, bundle, ns_plan.id_maps, skip=idmap_trees))
     init_fd = executable.open_init()
     join_fds = namespaces.open_join_fds(ns_plan)
     fifo_fd = os.open(sdir.fifo, os.O_PATH | os.O_CLOEXEC)
