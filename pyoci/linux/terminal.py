@@ -4,6 +4,7 @@ the init's controlling terminal, its master sent over --console-socket.
 Protocol (what containerd's go-runc and conmon expect): one sendmsg on the
 unix socket, data = a non-empty name, one SCM_RIGHTS carrying the master.
 """
+import errno
 import fcntl
 import os
 import stat
@@ -31,7 +32,7 @@ def connect(path):
 PTY_SLAVE_MAJORS = range(136, 144)   # Unix98 pty slaves
 
 
-def setup(console, size=None, bind_console=True, session=True):
+def setup(console, size=None, bind_console=True, session=True, owner=0):
     """In the container, after pivot_root: allocate the pty from its devpts,
     make the slave our controlling terminal and stdio, /dev/console a bind
     of it (not for exec: bind_console=False), and send the master over the
@@ -52,6 +53,15 @@ def setup(console, size=None, bind_console=True, session=True):
             raise PyociError("set up the terminal: /dev/pts/%d is not a pty slave" % n)
         if size:
             set_size(slave, size.get("height", 0), size.get("width", 0))
+        if owner:
+            # The process's user owns its terminal (so it can use it), as
+            # runc's fixStdioPermissions makes it; the group stays devpts'
+            # (gid=5, tty, in the default mount).
+            try:
+                os.fchown(slave, owner, -1)
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
+                    raise
         if bind_console:
             _bind_console(slave)
         if session:

@@ -72,7 +72,8 @@ def process_plan(proc, keep, console=None, seccomp=None, warn=None, create_cwd=T
     if proc.get("terminal"):
         from pyoci.linux import terminal
 
-        terminal.setup(console, proc.get("consoleSize"), bind_console=bind_console, session=session)
+        terminal.setup(console, proc.get("consoleSize"), bind_console=bind_console, session=session,
+                       owner=(proc.get("user") or {}).get("uid", 0))
 
     if settings is not None:
         settings.apply()

@@ -153,3 +153,77 @@ def test_default_spec_is_runcs_namespaces(tmp_path):
         spec = json.load(f)
     assert [n["type"] for n in spec["linux"]["namespaces"]] == ["pid", "network", "ipc", "uts", "mount"]
     assert "ambient" not in spec["process"]["capabilities"]
+
+
+def test_terminal_owned_by_the_process_user(runtime, make_bundle, tmp_path):
+    """runc's tty.bats: the pty slave belongs to the process's uid (so it
+    can use its terminal); the group stays devpts' gid=5 (tty)."""
+    import socket
+
+    from test_terminal import listen, read_until_eof
+
+    def ch(c):
+        c["process"]["terminal"] = True
+        c["process"]["user"] = {"uid": 1000, "gid": 100}
+    b = make_bundle(["sh", "-c", "stat -c %u:%g $(tty)"], ch)
+    srv, path = listen(tmp_path)
+    with srv:
+        runtime.cmd("create", "--console-socket", path, "-b", b, "ttyown", check=True)
+        conn, _ = srv.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 4096, 4)
+    master = fds[0]
+    try:
+        pid = runtime.state("ttyown")["pid"]
+        runtime.cmd("start", "ttyown", check=True)
+        out = read_until_eof(master)
+    finally:
+        os.close(master)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    assert out.strip() == "1000:5", out
+    runtime.cmd("delete", "-f", "ttyown", check=True)
+
+
+def test_empty_intermediate_cpuset_cgroups_get_cpus_and_mems(runtime, make_bundle):
+    """A pod cgroup an engine made and left empty (v1 cpuset): the cgroups
+    on the way get cpus/mems before the join, as runc's cpusetEnsureParent
+    (create failed with "No space left on device")."""
+    h = [x for x in layout() if x.version == 1 and "cpuset" in x.controllers]
+    if not h:
+        pytest.skip("no v1 cpuset hierarchy")
+    pod = os.path.join(h[0].mountpoint, "pyoci-pod-%d" % os.getpid())
+    os.mkdir(pod)
+    try:
+        with open(os.path.join(pod, "cpuset.cpus")) as f:
+            assert f.read().strip() == ""
+        rel = "/pyoci-pod-%d/ctr" % os.getpid()
+        b = make_bundle(["true"], lambda c: c["linux"].update(cgroupsPath=rel))
+        p = runtime.cmd("run", "-b", b, "cpupod")
+        assert p.returncode == 0, p.stderr
+        with open(os.path.join(pod, "cpuset.cpus")) as f, open(os.path.join(h[0].mountpoint, "cpuset.cpus")) as g:
+            assert f.read().strip() == g.read().strip()
+    finally:
+        for hh in layout():
+            for d in (os.path.join(hh.mountpoint, "pyoci-pod-%d" % os.getpid(), "ctr"),
+                      os.path.join(hh.mountpoint, "pyoci-pod-%d" % os.getpid())):
+                if os.path.isdir(d):
+                    os.rmdir(d)
+
+
+def test_device_access_strings_as_runc_takes_them(runtime, make_bundle):
+    """'rwa' is 'rw' (runc ignores letters other than r, w, m); an empty
+    access is refused in runc's words."""
+    res = {"devices": [{"allow": False, "access": "rwm"},
+                       {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwa"}]}
+    b = make_bundle(["sh", "-c", "echo x > /dev/null && echo ok"],
+                    lambda c: c["linux"]["resources"].update(res))
+    p = runtime.cmd("run", "-b", b, "acc1")
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr
+    res["devices"][1].pop("access")
+    b = make_bundle(["true"], lambda c: c["linux"]["resources"].update(res))
+    p = runtime.cmd("run", "-b", b, "acc2")
+    assert p.returncode == 1 and "device access at 1 field cannot be empty" in p.stderr, p.stderr
+    assert runtime.ids() == []

@@ -293,7 +293,9 @@ class Cgroup:
             except FileNotFoundError:
                 continue
             except OSError as e:
-                raise ConfigError(w.field, "cannot write %r to %s: %s" % (val, name, e.strerror))
+                err = ConfigError(w.field, "cannot write %r to %s: %s" % (val, name, e.strerror))
+                err.errno = e.errno
+                raise err
             if old is not None and old.count("\n") <= 1 and old.strip():
                 saved.append((path, old.strip()))
             return
@@ -530,6 +532,20 @@ def _enable_controllers(parent):
         except OSError:
             return []
     return want
+
+
+def init_cpuset_ancestors(leaf):
+    """Every v1 cpuset cgroup from below the hierarchy's root down to leaf
+    gets cpus and mems where they are empty, pre-existing ones too (an empty
+    intermediate cgroup, say an engine's pod cgroup, made a task's join fail
+    with "No space left on device"), as runc's cpusetEnsureParent does."""
+    chain = []
+    d = leaf
+    while os.path.exists(os.path.join(os.path.dirname(d), "cpuset.cpus")) and os.path.dirname(d) != d:
+        chain.append(d)
+        d = os.path.dirname(d)
+    for x in reversed(chain):
+        _init_cpuset(x)
 
 
 def _init_cpuset(d):

@@ -49,6 +49,18 @@ class MemoryPair:
         return [self.swap, self.limit] if self.new_limit > current_limit else [self.limit, self.swap]
 
 
+class CpuPair:
+    """v1 cpu.cfs_period_us and cpu.cfs_quota_us, both asked. A period
+    below the current one can be refused (EINVAL) while the old quota over
+    the new period exceeds the parent's limit: then the quota goes first
+    and the period is written again, as runc does."""
+
+    ctrl = "cpu"
+
+    def __init__(self, period, quota):
+        self.period, self.quota = period, quota
+
+
 def _d(x):
     return x if isinstance(x, dict) else {}
 
@@ -133,10 +145,18 @@ def device_rules(res):
                 mm.append(None)
             else:
                 mm.append(_int(v, "%s.%s" % (f, k), 0))
-        acc = r.get("access") or "rwm"
-        if not isinstance(acc, str) or not acc or set(acc) - set("rwm") or len(set(acc)) != len(acc):
-            raise ConfigError(f + ".access", "%r must be made of r, w and m" % (acc,))
-        rules.append((bool(r.get("allow")), t, mm[0], mm[1], acc, f))
+        acc = r.get("access")
+        if not isinstance(acc, str) or not acc:
+            # runc's words
+            raise ConfigError(f + ".access", "device access at %d field cannot be empty" % i)
+        # As runc: the letters r, w and m count, in any order and repeated;
+        # others are ignored ("rwa" is "rw"). A deny rule left with none
+        # denies nothing; an allow rule with none is refused, as runc fails it.
+        known = "".join(c for c in "rwm" if c in acc)
+        if not known and r.get("allow"):
+            raise ConfigError(f + ".access", "%r has none of r, w and m: an allow rule allowing nothing" % acc)
+        if known:
+            rules.append((bool(r.get("allow")), t, mm[0], mm[1], known, f))
     # What the spec's rules deny by device number stays denied: the rules
     # added below leave that access out.
     denied = [r for r in rules[1:] if not r[0] and r[2] is not None]
@@ -255,6 +275,10 @@ def plan_v1(res, warn=None):
         swap = mem.get("swap")
         if _set(lim):
             lim = _limit(lim, f + "limit")
+        if lim == -1 and not _set(swap):
+            # as runc: an unlimited memory with no swap given makes the swap
+            # unlimited too (memsw may never be below the limit)
+            swap = -1
         if _set(swap):
             swap = _limit(swap, f + "swap")
             if _set(lim) and lim != -1 and swap != -1 and swap < lim:
@@ -291,14 +315,19 @@ def plan_v1(res, warn=None):
         if _set(cpu.get("shares")):
             out.append(Write("cpu", "cpu.shares", str(_int(cpu["shares"], f + "shares", 2, 262144)),
                              f + "shares"))
+        pw = qw = None
         if _set(cpu.get("period")):
-            out.append(Write("cpu", "cpu.cfs_period_us", str(_int(cpu["period"], f + "period", 1000, 1000000)),
-                             f + "period"))
+            pw = Write("cpu", "cpu.cfs_period_us", str(_int(cpu["period"], f + "period", 1000, 1000000)),
+                       f + "period")
         if _set(cpu.get("quota")):
             q = _int(cpu["quota"], f + "quota", -1)
             if q != -1 and q < 1000:
                 raise ConfigError(f + "quota", "%d is out of range: must be -1 or >= 1000" % q)
-            out.append(Write("cpu", "cpu.cfs_quota_us", str(q), f + "quota", noop=q == -1))
+            qw = Write("cpu", "cpu.cfs_quota_us", str(q), f + "quota", noop=q == -1)
+        if pw and qw:
+            out.append(CpuPair(pw, qw))
+        elif pw or qw:
+            out.append(pw or qw)
         if _set(cpu.get("burst")):
             out.append(Write("cpu", "cpu.cfs_burst_us", str(_int(cpu["burst"], f + "burst", 0)), f + "burst"))
         if _set(cpu.get("realtimePeriod")):

@@ -2,6 +2,8 @@
 legacy hosts, and hybrid ones (v1 controllers plus a cgroup2 mount, which
 gets the container's directory for placement only: no controller is ever
 enabled there, or v1 could no longer mount it)."""
+import errno
+
 from pyoci import fastos as os
 from pyoci.errors import ConfigError
 from pyoci.linux import cgroups as _cg
@@ -15,6 +17,12 @@ class V1(_cg.Cgroup):
         if "cpuset" in key.split(","):
             _cg._init_cpuset(d)
 
+    def create(self):
+        super().create()
+        for key, d in self.paths.items():
+            if "cpuset" in key.split(","):
+                _cg.init_cpuset_ancestors(d)
+
     def dir_for(self, ctrl):
         for key, d in self.paths.items():
             if key and ctrl in key.split(","):
@@ -24,6 +32,16 @@ class V1(_cg.Cgroup):
     def _write_planned(self, w, saved):
         from pyoci.linux.cgroups import resources as R
 
+        if isinstance(w, R.CpuPair):
+            try:
+                self._write(w.period, saved)
+            except ConfigError as e:
+                if getattr(e, "errno", None) != errno.EINVAL:
+                    raise
+                self._write(w.quota, saved)
+                self._write(w.period, saved)
+                return
+            return self._write(w.quota, saved)
         if not isinstance(w, R.MemoryPair):
             return self._write(w, saved)
         # memory.memsw.limit_in_bytes must stay >= memory.limit_in_bytes
