@@ -25,8 +25,51 @@ def load_bundle(bundle):
         raise PyociError("%s: invalid JSON: %s" % (path, e))
     if not isinstance(config, dict):
         raise PyociError("%s: the document must be a JSON object" % path)
+    config = spec_keys(config)
     _device_file_modes(config)
     return bundle, config
+
+
+def spec_keys(config):
+    """config with every key the spec knows spelled as the spec spells it:
+    runc reads config.json with Go's encoding/json, which matches a key to a
+    field case-insensitively when no key matches exactly ("CPU", "Cpus",
+    "ociversion"), the later of two keys for one field winning. pyoci reads
+    the same document the same way, or the two would make different
+    containers from it (runc's own suite writes linux.resources.CPU).
+    Keys of maps (annotations, sysctl, unified) are data, left as they are."""
+    from pyoci.config import fastschema
+
+    prog = fastschema._prog or fastschema._load()
+    nodes = prog["nodes"]
+    lowers = {}
+
+    def walk(n, v):
+        for sub in n.get("a") or ():
+            v = walk(nodes[sub], v)
+        if isinstance(v, dict):
+            if "p" in n:
+                props = n["p"]
+                low = lowers.get(id(props))
+                if low is None:
+                    low = lowers[id(props)] = {k.lower(): k for k in props}
+                if any(k not in props and k.lower() in low for k in v):
+                    out = {}
+                    for k, x in v.items():
+                        out[k if k in props else low.get(k.lower(), k)] = x
+                    v = out
+                for k, x in v.items():
+                    if k in props:
+                        v[k] = walk(nodes[props[k]], x)
+            elif "ap" in n:
+                for k, x in v.items():
+                    v[k] = walk(nodes[n["ap"]], x)
+        elif isinstance(v, list) and "i" in n and not nodes[n["i"]].get("s"):
+            for i, x in enumerate(v):
+                v[i] = walk(nodes[n["i"]], x)
+        return v
+
+    return walk(nodes[prog["roots"]["config"]], config)
 
 
 # The file type bits (S_IFMT) of each device type. podman puts a device's

@@ -146,6 +146,24 @@ class _Checks:
         cwd = proc.get("cwd")
         if isinstance(cwd, str) and not cwd.startswith("/"):
             self.err("process.cwd", "%s is not an absolute path" % show(cwd))
+        user = _d(proc.get("user"))
+        ids = [("process.user.uid", user.get("uid")), ("process.user.gid", user.get("gid"))]
+        ids += [("process.user.additionalGids[%d]" % i, g) for i, g in enumerate(_l(user.get("additionalGids")))]
+        for field, v in ids:
+            if type(v) is int and v > 2147483647:
+                # runc's words
+                self.err(field, "%d: uids and gids must be in range 0-2147483647" % v)
+        for i, e in enumerate(_l(proc.get("env"))):
+            # as runc's init refuses them, in its words
+            if not isinstance(e, str):
+                continue
+            name, eq, value = e.partition("=")
+            if not eq:
+                self.err("process.env[%d]" % i, "invalid environment variable: %s (no '=')" % show(e))
+            elif not name:
+                self.err("process.env[%d]" % i, "environment variable name can't be empty: %s" % show(e))
+            elif "\0" in e:
+                self.err("process.env[%d]" % i, "environment variable can't contain null (\\x00): %s" % show(e))
         caps = proc.get("capabilities")
         if isinstance(caps, dict):
             from pyoci.linux.capabilities import CAPS
@@ -155,6 +173,18 @@ class _Checks:
                     if isinstance(name, str) and name not in CAPS:
                         self.err("process.capabilities.%s[%d]" % (s, i),
                                  "%s is not a known capability" % show(name))
+            # What capset(2) refuses, refused here with the field named (runc
+            # fails create with "unable to apply caps: operation not permitted")
+            sets = {s: [n for n in _l(caps.get(s)) if isinstance(n, str)] for s in ("bounding", "effective",
+                                                                                  "inheritable", "permitted")}
+            for s, within in (("effective", "permitted"), ("inheritable", "bounding")):
+                if caps.get(s) is None:
+                    continue
+                for i, name in enumerate(_l(caps.get(s))):
+                    if isinstance(name, str) and name in CAPS and name not in sets[within]:
+                        self.err("process.capabilities.%s[%d]" % (s, i),
+                                 "%s is not in process.capabilities.%s: the kernel refuses such a set (unable "
+                                 "to apply caps: operation not permitted)" % (show(name), within))
         seen = {}
         for i, rl in enumerate(_l(proc.get("rlimits"))):
             if not isinstance(rl, dict):
@@ -250,6 +280,12 @@ class _Checks:
                 for f in ("major", "minor"):
                     if f not in d:
                         self.err(p + "." + f, "a %s device needs %s" % (_DEVTYPE[d["type"]], f))
+            # Linux device numbers: a 12-bit major and a 20-bit minor; a larger
+            # one would be cut to another device's number by mknod
+            for f, limit in (("major", 1 << 12), ("minor", 1 << 20)):
+                v = d.get(f)
+                if type(v) is int and not 0 <= v < limit:
+                    self.err(p + "." + f, "%d is out of range: a Linux device %s is 0 to %d" % (v, f, limit - 1))
         for key in ("maskedPaths", "readonlyPaths"):
             for i, x in enumerate(_l(lin.get(key))):
                 if isinstance(x, str) and not x.startswith("/"):
@@ -304,10 +340,6 @@ class _Checks:
         for i, rule in enumerate(_l(sec.get("syscalls"))):
             rule = _d(rule)
             notify = notify or rule.get("action") == "SCMP_ACT_NOTIFY"
-            for j, name in enumerate(_l(rule.get("names"))):
-                if isinstance(name, str) and not seccompnames.syscall_known(name):
-                    self.err("linux.seccomp.syscalls[%d].names[%d]" % (i, j),
-                             "%s is not a syscall known to libseccomp" % show(name))
         if notify and not sec.get("listenerPath"):
             self.err("linux.seccomp.listenerPath", "SCMP_ACT_NOTIFY needs a listenerPath")
 

@@ -27,7 +27,6 @@ RLIMITS = {
 }
 RLIM_INFINITY = 0xFFFFFFFFFFFFFFFF
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def rlimits(process):
@@ -91,10 +90,10 @@ def lookup(arg0, env, cwd="/"):
         if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
             raise PyociError('exec: "%s": permission denied' % arg0)
         return path
-    search = env_get(env, "PATH")
-    if search is None:
-        search = DEFAULT_PATH
-    for d in search.split(":"):
+    # the container's PATH only: none in process.env finds nothing, as with
+    # runc (Go's LookPath over the container's environment)
+    search = env_get(env, "PATH") or ""
+    for d in (search.split(":") if search else ()):
         p = os.path.join(d or ".", arg0)
         try:
             st = os.stat(p)
