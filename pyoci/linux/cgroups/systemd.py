@@ -518,20 +518,20 @@ class Systemd(V2):
         """Nothing yet: systemd makes the scope when it gets the container's
         first process (join)."""
 
-    def apply(self, res, warn=None, config_devices=(), devices=True, restore=False):
+    def apply(self, res, warn=None, devices=True, restore=False):
         if not self.started:
             # create: check everything now, apply when the unit starts
             from pyoci.linux.cgroups import resources as R
 
             self.resources = res or None
-            rules = R.device_rules(res, config_devices) if devices else None
+            rules = R.device_rules(res) if devices else None
             self._props, files = resource_properties(res, self._version_of_systemd, warn, rules)
-            self._pending = (files, config_devices, devices)
+            self._pending = (files, devices)
             return
         props, files = resource_properties(res, self._version_of_systemd, warn, None)
         if props:
             self._manager().set_properties(self.unit, props)
-        super().apply(files, None, config_devices, devices, restore)
+        super().apply(files, None, devices, restore)
 
     def join(self, pid):
         if self.started:
@@ -552,10 +552,10 @@ class Systemd(V2):
         if got is not None and not want.endswith(got if got != "/" else "\0"):
             raise PyociError("systemd put the container into the cgroup %s, not into %s" % (got, want))
         if self._pending is not None:
-            files, config_devices, devices = self._pending
+            files, devices = self._pending
             self._pending = None
             res = self.resources
-            V2.apply(self, files, None, config_devices, devices)
+            V2.apply(self, files, None, devices)
             self.resources = res
 
     def destroy(self, timeout=5.0):
