@@ -4,7 +4,7 @@
     python3 bench/make_bundle.py --out DIR [--busybox /bin/busybox] [--] [ARGS...]
 
 The config is the one `pyoci spec` writes (runc's defaults: namespaces pid,
-network, ipc, uts, mount, cgroup; the default mounts, masked and read-only
+network, ipc, uts, mount, as runc 1.1.5; the default mounts, masked and read-only
 paths and capabilities), with terminal false so it runs without a console
 socket.
 Used by the demo (.ci/demo), the tests and the benchmarks.
