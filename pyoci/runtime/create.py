@@ -94,6 +94,14 @@ def create(ctx, cid, opts, keep_lock=False):
     if not config.get("process"):
         raise PyociError("config.json: process: required to create a container")
     _check_terminal(config, opts)
+    if opts.no_pivot and (config.get("linux") or {}).get("rootfsPropagation") in ("private", "rprivate"):
+        # runc's rule and words: without pivot_root the host's mounts stay
+        # in the container's mount namespace, and a private root would keep
+        # them from ever seeing the host's unmounts
+        from pyoci.errors import ConfigError
+
+        raise ConfigError("linux.rootfsPropagation", "rootfsPropagation of [r]private is not safe without "
+                          "pivot_root (--no-pivot)")
     rootfs = _rootfs_path(bundle, config)
     ns_plan = namespaces.plan(config)
     settings = _process_settings(config, ctx.log)

@@ -52,6 +52,15 @@ def test_no_pivot_does_not_expose_a_bare_proc(runtime, make_bundle):
     assert os.path.exists("/proc/self/status") and os.path.isdir("/sys/fs/cgroup")
 
 
+@pytest.mark.parametrize("prop", ["private", "rprivate"])
+def test_no_pivot_with_a_private_root_refused(runtime, make_bundle, prop):
+    b = make_bundle(["true"], lambda c: c["linux"].update(rootfsPropagation=prop))
+    p = runtime.cmd("run", "--no-pivot", "-b", b, "nopivp")
+    assert p.returncode == 1 and "rootfsPropagation of [r]private is not safe without pivot_root" in p.stderr
+    assert runtime.ids() == []
+    assert runtime.cmd("run", "-b", b, "pivp").returncode == 0   # with pivot_root it is fine
+
+
 def test_proc_on_a_symlink_refused_in_runcs_words(runtime, make_bundle):
     b = make_bundle(["true"])
     rootfs = os.path.join(b, "rootfs")
