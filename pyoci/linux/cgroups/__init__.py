@@ -493,9 +493,16 @@ def _read_int(path):
 
 
 def _subdirs_deepest_first(d):
+    """Every directory below d, children before their parents (scandir:
+    os.walk would import the whole os module into delete)."""
     out = []
-    for top, dirs, _ in os.walk(d, topdown=False):
-        out += [os.path.join(top, x) for x in dirs]
+    try:
+        entries = [e.path for e in os.scandir(d) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return out
+    for sub in entries:
+        out += _subdirs_deepest_first(sub)
+        out.append(sub)
     return out
 
 
