@@ -202,7 +202,7 @@ class Runtime:
             try:
                 c = self._peek(cid)
             except ContainerNotExist:
-                continue   # gone meanwhile, or a create under way
+                continue   # gone meanwhile
             st = c.runc_state()
             try:
                 uid = os.stat(c.dir.path).st_uid

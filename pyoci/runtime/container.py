@@ -12,7 +12,7 @@ import time
 
 from pyoci import SPEC_VERSION
 from pyoci import fastos as os
-from pyoci.errors import ContainerBroken, ContainerNotExist, ContainerNotRunning, PyociError
+from pyoci.errors import ContainerBroken, ContainerNotRunning, PyociError
 from pyoci.runtime import status as S
 from pyoci.runtime.state import State, StateDir
 
@@ -30,6 +30,7 @@ class Container:
         self.state = state
         self.log = log or NullLog()
         self.broken = broken      # why the state is unusable (status "broken")
+        self.creating = False     # a create holds the lock and wrote no state yet
         self.destroyed = False
         self._poststop_done = False
 
@@ -50,12 +51,13 @@ class Container:
     @classmethod
     def peek(cls, root, cid, log=None):
         """A snapshot without the lock (state, list, ps). A directory whose
-        lock is held and that has no state yet is a create under way: it
-        does not exist yet, as with runc."""
+        lock is held and that has no state yet is a create under way
+        (status creating: `list` shows it, for the rest it does not exist
+        yet, as with runc)."""
         sdir = StateDir(root, cid)
         c = cls._load(sdir, log)
         if c.broken and sdir.busy():
-            raise ContainerNotExist(cid)
+            c.creating, c.broken = True, None
         return c
 
     @classmethod
@@ -96,6 +98,8 @@ class Container:
         return Cgroup.from_state(self.state.cgroup)
 
     def status(self):
+        if self.creating:
+            return S.CREATING
         if self.broken:
             return S.BROKEN
         return S.derive(self.state, lambda: os.path.exists(self.dir.fifo), lambda: self.cgroup().frozen())
@@ -110,7 +114,7 @@ class Container:
             "ociVersion": SPEC_VERSION,
             "id": self.id,
             "status": status,
-            "pid": self.pid if status not in (S.STOPPED, S.BROKEN) else 0,
+            "pid": self.pid if status not in (S.STOPPED, S.BROKEN, S.CREATING) else 0,
             "bundle": self.state.bundle,
         }
         if self.state.annotations:

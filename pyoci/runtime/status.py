@@ -7,8 +7,8 @@ and start time, so a recycled pid is not taken for it), the exec fifo and
 the freezer.
 
     creating  a create holds the directory's lock and has not written
-              state.json yet (`list` only; `state` says it does not exist,
-              as runc)
+              state.json yet (`list` shows it; for the rest it does not
+              exist yet, as with runc)
     created   the init waits for start (exec.fifo exists)
     running   start released it
     paused    its cgroup is frozen
@@ -24,7 +24,7 @@ stopped; delete (created, stopped; any with --force) -> gone.
 ALLOWED says which operation each status allows; refuse() words the
 refusal as runc does (engines match some of these phrases).
 """
-from pyoci.errors import ContainerBroken, InvalidStatus
+from pyoci.errors import ContainerBroken, ContainerNotExist, InvalidStatus
 
 CREATING, CREATED, RUNNING, PAUSED, STOPPED, BROKEN = (
     "creating", "created", "running", "paused", "stopped", "broken")
@@ -76,6 +76,8 @@ def check(op, status, cid, reason=None):
     """Raise the typed refusal of `op` in `status`; return if allowed."""
     if status in ALLOWED[op]:
         return
+    if status == CREATING:
+        raise ContainerNotExist(cid)   # not yet, as with runc
     if status == BROKEN:
         raise ContainerBroken(cid, reason or "unusable state")
     raise InvalidStatus(op, status, _refusal(op, status, cid))

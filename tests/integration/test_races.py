@@ -151,6 +151,25 @@ def test_a_sigterm_during_create_leaves_nothing(runtime, make_bundle, tmp_path, 
     assert runtime.cmd("state", "ct1").returncode == 1
 
 
+def test_a_create_under_way_is_listed_as_creating(runtime, make_bundle, tmp_path):
+    hook, reached, release = _blocking_hook(tmp_path)
+    b = make_bundle(["sleep", "100"], lambda c: c.update(hooks={"createRuntime": [hook]}))
+    p = spawn(runtime, "create", "-b", b, "cr1")
+    try:
+        wait_for(reached)
+        items = json.loads(runtime.cmd("list", "--format", "json").stdout)
+        assert [(i["id"], i["status"], i["pid"]) for i in items] == [("cr1", "creating", 0)]
+        st = runtime.cmd("state", "cr1")
+        assert st.returncode == 1 and "container does not exist" in st.stderr
+        # a delete waits for the create to finish, then deletes it
+        d = spawn(runtime, "delete", "--force", "cr1")
+    finally:
+        open(release, "w").close()
+    assert p.wait()[0] == 0
+    assert d.wait() == (0, "")
+    assert runtime.ids() == []
+
+
 def test_list_shows_a_broken_container_and_delete_force_removes_it(runtime, make_bundle):
     b = make_bundle(["sleep", "100"])
     runtime.cmd("run", "-d", "-b", b, "bk1", check=True)
