@@ -212,8 +212,15 @@ def test_pyoci_accepts_what_runc_accepts(runtime, tmp_path, cgroup_parents):
             out[rt] = _create(binary, roots[rt], str(b), "d%d" % n)
         return n, desc, out
 
-    with ThreadPoolExecutor(max_workers=4) as ex:
-        results = list(ex.map(one, cases))
+    try:
+        with ThreadPoolExecutor(max_workers=4) as ex:
+            results = list(ex.map(one, cases))
+    finally:
+        # whatever happened, no container of either runtime outlives the test
+        for rt, binary in (("runc", RUNC), ("pyoci", PYOCI)):
+            p = subprocess.run([binary, "--root", roots[rt], "list", "-q"], capture_output=True, text=True)
+            for cid in p.stdout.split():
+                subprocess.run([binary, "--root", roots[rt], "delete", "--force", cid], capture_output=True)
     differ, allowed = [], []
     for n, desc, out in results:
         if out["runc"][0] == out["pyoci"][0]:
