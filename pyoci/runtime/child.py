@@ -256,4 +256,4 @@ def _create_hooks(setup, chan, to_child):
     msg = to_child.expect("create (C2, waiting for the runtime's hooks)", sync.HookState)
     to_child.close_read()
     hooks.run("createContainer", (setup.config.get("hooks") or {}).get("createContainer"), msg.state,
-              debug=setup.log.debug, cwd=setup.rootfs)
+              debug=setup.log.debug, cwd=setup.rootfs, env=setup.config["process"].get("env") or [])

@@ -181,7 +181,10 @@ class Container:
         from pyoci.runtime import hooks as H
 
         try:
-            H.run(kind, hooks.get(kind), self.oci_state(status), spawn=spawn, debug=self.log.debug)
+            # startContainer runs in the container: a hook without env gets
+            # the container process's, as runc's init gives it
+            env = (self.state.process or {}).get("env") or [] if kind == "startContainer" else None
+            H.run(kind, hooks.get(kind), self.oci_state(status), spawn=spawn, debug=self.log.debug, env=env)
         except PyociError:
             self.destroy()
             raise

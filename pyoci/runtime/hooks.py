@@ -45,12 +45,15 @@ def state_doc(cid, status, pid, bundle, annotations=None):
     return st
 
 
-def run(kind, hooks, state, spawn=None, warn=None, debug=None, cwd=None):
+def run(kind, hooks, state, spawn=None, warn=None, debug=None, cwd=None, env=None):
     """Run the hooks of one kind in order, each with `state` on stdin.
     The first failure raises PyociError and stops the rest; with `warn`
     (poststop) a failure is logged there and the next hook runs. A hook of
     the host runs in `cwd`, by default the bundle (runc runs in the bundle;
-    createContainer hooks get the rootfs)."""
+    createContainer hooks get the rootfs). A hook without `env` gets `env`
+    (["K=V"]), by default the runtime's environment: as with runc, whose
+    runtime hooks inherit its environment and whose createContainer and
+    startContainer hooks, run by its init, the container process's."""
     if not hooks:
         return
     data = json.dumps(state).encode()
@@ -58,7 +61,7 @@ def run(kind, hooks, state, spawn=None, warn=None, debug=None, cwd=None):
         spawn = _in_dir(cwd or state.get("bundle"))
     for i, hook in enumerate(hooks):
         try:
-            out = run_one(hook, data, spawn)
+            out = run_one(hook, data, spawn, env)
         except PyociError as e:
             # "error running hook #N": runc's words, which scripts match
             msg = "error running hook #%d (%s, %s): %s" % (i, kind, hook.get("path"), e)
@@ -94,9 +97,11 @@ def _in_dir(cwd):
     return spawn
 
 
-def _env(entries):
+def _env(entries, default=None):
     if entries is None:
-        return dict(os.environ)
+        if default is None:
+            return dict(os.environ)
+        entries = default
     env = {}
     for e in entries or ():
         k, eq, v = e.partition("=")
@@ -124,7 +129,7 @@ def spawn_host(path, args, env, stdin_fd, out_fd):
         raise PyociError("%s: %s" % (path, os.strerror(e.errno).lower()))
 
 
-def run_one(hook, data, spawn=None):
+def run_one(hook, data, spawn=None, default_env=None):
     """Run one hook; returns its output. Raises PyociError on failure."""
     path = hook.get("path")
     if not isinstance(path, str) or not path.startswith("/"):
@@ -143,7 +148,7 @@ def run_one(hook, data, spawn=None):
             stdin_r = os.memfd_create("pyoci-hook-state")
             os.write(stdin_r, data)
             os.lseek(stdin_r, 0, os.SEEK_SET)
-        pid = (spawn or spawn_host)(path, args, _env(hook.get("env")), stdin_r, out)
+        pid = (spawn or spawn_host)(path, args, _env(hook.get("env"), default_env), stdin_r, out)
         os.close(stdin_r)
         stdin_r = -1
         pidfd = os.pidfd_open(pid)

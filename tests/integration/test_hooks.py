@@ -61,7 +61,8 @@ def wait_status(runtime, cid, want, timeout=10):
 # startContainer runs in the container: its path is the container's busybox
 START_IN_CONTAINER = {"path": "/bin/sh", "args": ["sh", "-c",
                       "cat > /start.json; readlink /proc/self/ns/mnt > /start.ns; "
-                      "cat /proc/1/cmdline | tr '\\0' ' ' > /start.init; echo startContainer >> /order"]}
+                      "cat /proc/1/cmdline | tr '\\0' ' ' > /start.init; echo \"$PATH $TERM\" > /start.env; "
+                      "echo startContainer >> /order"]}
 
 
 def test_every_kind_in_order_with_state_and_namespace(runtime, make_bundle, tmp_path):
@@ -90,9 +91,15 @@ def test_every_kind_in_order_with_state_and_namespace(runtime, make_bundle, tmp_
     for r in records(log):
         assert r["state"] == {"ociVersion": "1.3.0", "id": "h1", "status": "created", "pid": pid, "bundle": b,
                               "annotations": {"org.test": "hooks"}}
-        # no env in the hook: the runtime's environment, as runc gives it
-        want = {k: v for k, v in os.environ.items() if k not in ("LC_CTYPE", "COLUMNS", "LINES")}
-        assert {k: r["env"].get(k) for k in want} == want and r["fds"] == [0, 1, 2, 3]   # 3: listdir's own
+        # no env in the hook: as runc gives it, the runtime's environment
+        # to the runtime's hooks, the container process's to createContainer
+        if r["kind"] == "createContainer":
+            assert r["env"] == {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                                "TERM": "xterm"}, r["env"]
+        else:
+            want = {k: v for k, v in os.environ.items() if k not in ("LC_CTYPE", "COLUMNS", "LINES")}
+            assert {k: r["env"].get(k) for k in want} == want
+        assert r["fds"] == [0, 1, 2, 3]   # 3: listdir's own
         # runc's cwd: the bundle in the runtime, the rootfs for createContainer
         assert r["cwd"] == (rootfs if r["kind"] == "createContainer" else b), r
     by = {r["kind"]: r for r in records(log)}
@@ -113,6 +120,9 @@ def test_every_kind_in_order_with_state_and_namespace(runtime, make_bundle, tmp_
         assert f.read().strip() == ctr_mnt
     with open(os.path.join(rootfs, "start.init")) as f:
         assert f.read().split()[0] == "pyoci-init"
+    # no env in the hook: the container process's (as runc's init runs it)
+    with open(os.path.join(rootfs, "start.env")) as f:
+        assert f.read().split() == ["/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "xterm"]
     # poststart: in the runtime, once the user's program was executed
     post = records(log)[-1]
     assert post["kind"] == "poststart" and post["mnt"] == host_mnt
