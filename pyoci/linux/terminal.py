@@ -17,16 +17,25 @@ TIOCSPTLCK = 0x40045431
 TIOCGPTN = 0x80045430
 
 
-def connect(path):
+def connect(path, grace=1.0):
+    """The connected --console-socket. A socket that is not there yet, or
+    not listening yet, gets `grace` seconds: scripts start their receiver in
+    the background just before the runtime (runc's suite does), and pyoci
+    reaches this point sooner than runc does."""
     import socket
+    import time
 
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-    except OSError as e:
-        s.close()
-        raise PyociError("--console-socket %s: connect: %s" % (path, e.strerror))
-    return s
+    deadline = time.monotonic() + grace
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return s
+        except OSError as e:
+            s.close()
+            if e.errno not in (errno.ENOENT, errno.ECONNREFUSED) or time.monotonic() >= deadline:
+                raise PyociError("--console-socket %s: connect: %s" % (path, e.strerror))
+        time.sleep(0.01)
 
 
 PTY_SLAVE_MAJORS = range(136, 144)   # Unix98 pty slaves

@@ -236,3 +236,34 @@ def test_device_access_strings_as_runc_takes_them(runtime, make_bundle):
     p = runtime.cmd("run", "-b", b, "acc2")
     assert p.returncode == 1 and "device access at 1 field cannot be empty" in p.stderr, p.stderr
     assert runtime.ids() == []
+
+
+def test_console_socket_made_just_after_the_runtime_starts(runtime, make_bundle, tmp_path):
+    """runc's suite starts its console receiver in the background right
+    before the runtime: a socket that appears within a second is used; one
+    that never does is a clear error."""
+    import socket
+    import time
+
+    b = make_bundle(["true"], lambda c: c["process"].update(terminal=True))
+    path = str(tmp_path / "late.sock")
+    argv = [PYOCI, "--root", runtime.root, "create", "--console-socket", path, "-b", b, "late"]
+    with open(tmp_path / "err", "w") as err:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        time.sleep(0.2)
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen(1)
+        with srv:
+            conn, _ = srv.accept()
+            with conn:
+                _, fds, _, _ = socket.recv_fds(conn, 4096, 4)
+        assert p.wait(30) == 0, (tmp_path / "err").read_text()
+    for fd in fds:
+        os.close(fd)
+    runtime.cmd("delete", "-f", "late", check=True)
+    t0 = time.monotonic()
+    p = runtime.cmd("create", "--console-socket", str(tmp_path / "never.sock"), "-b", b, "never")
+    assert p.returncode == 1 and "connect: No such file or directory" in p.stderr
+    assert time.monotonic() - t0 < 5
+    assert runtime.ids() == []
