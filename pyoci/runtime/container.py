@@ -102,7 +102,19 @@ class Container:
             return S.CREATING
         if self.broken:
             return S.BROKEN
-        return S.derive(self.state, lambda: os.path.exists(self.dir.fifo), lambda: self.cgroup().frozen())
+        return S.derive(self.state, lambda: os.path.exists(self.dir.fifo), self._frozen)
+
+    def _frozen(self):
+        """Whether the cgroup is frozen, from the directories its state
+        records (the freezer's files are the same for every driver; the
+        cgroups package costs `state` more than all its other work)."""
+        from pyoci.linux import freezer
+
+        cg = self.state.cgroup
+        paths = cg.get("paths") if isinstance(cg, dict) else None
+        if not isinstance(paths, dict):
+            return self.cgroup().frozen()   # malformed: Cgroup.from_state says how
+        return freezer.frozen(paths)
 
     def check(self, op, status=None):
         S.check(op, status or self.status(), self.id, self.broken)

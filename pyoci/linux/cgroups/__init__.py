@@ -326,62 +326,20 @@ class Cgroup:
             return []
 
     def freezer_dir(self):
-        """(directory, 1 or 2) of the freezer: a v1 freezer hierarchy, else
-        cgroup2's cgroup.freeze (also on a hybrid host); (None, 0) if none."""
-        for key, d in self.paths.items():
-            if "freezer" in key.split(","):
-                return d, 1
-        if "" in self.paths:
-            return self.paths[""], 2
-        return None, 0
+        """(directory, 1 or 2) of the freezer (pyoci.linux.freezer)."""
+        from pyoci.linux import freezer
+
+        return freezer.where(self.paths)
 
     def frozen(self):
-        d, ver = self.freezer_dir()
-        try:
-            if ver == 1:
-                with open(os.path.join(d, "freezer.state")) as f:
-                    return f.read().strip() != "THAWED"
-            if ver == 2:
-                with open(os.path.join(d, "cgroup.freeze")) as f:
-                    return f.read().strip() == "1"
-        except OSError:
-            pass
-        return False
+        from pyoci.linux import freezer
+
+        return freezer.frozen(self.paths)
 
     def freeze(self, on, timeout=5.0):
-        """Freeze or thaw, and wait until the kernel says FROZEN / THAWED
-        (v1 freezer.state; v2 cgroup.events "frozen"). A freeze that does
-        not complete in time is undone, so nothing stays half-frozen."""
-        d, ver = self.freezer_dir()
-        if not ver:
-            raise PyociError("no freezer cgroup: cannot %s" % ("pause" if on else "resume"))
-        deadline = time.monotonic() + timeout
-        if ver == 1:
-            want = "FROZEN" if on else "THAWED"
-            path = os.path.join(d, "freezer.state")
-            while True:
-                _write_file(path, want)
-                with open(path) as f:
-                    if f.read().strip() == want:
-                        return
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.001)
-            if on:
-                _write_file(path, "THAWED")
-            raise PyociError("freezer: the cgroup did not become %s" % want)
-        _write_file(os.path.join(d, "cgroup.freeze"), "1" if on else "0")
-        events = os.path.join(d, "cgroup.events")
-        while True:
-            with open(events) as f:
-                if ("frozen %d" % (1 if on else 0)) in f.read().split("\n"):
-                    return
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.001)
-        if on:
-            _write_file(os.path.join(d, "cgroup.freeze"), "0")
-        raise PyociError("freezer: the cgroup did not %s" % ("freeze" if on else "thaw"))
+        from pyoci.linux import freezer
+
+        freezer.freeze(self.paths, on, timeout)
 
     def owns(self, d):
         """Whether directory d is the container's own (made for it), so that
