@@ -7,7 +7,8 @@ not). Its system calls are the built-in `posix` module's, which is loaded
 at start-up anyway. Modules on the path of state, start, kill and delete
 say `from pyoci import fastos as os` and read as before:
 
-- every public `posix` function and constant, under its `os` name;
+- every `posix` function and constant, under its `os` name (looked up
+  when first used: copying all of them costs more than the few used);
 - `path`: join, dirname, basename, exists, isfile, isdir, abspath, normpath
   (posixpath's behaviour for str paths);
 - anything else (`environ`, `makedirs`, `fsencode`, `path.realpath`, ...)
@@ -17,15 +18,23 @@ say `from pyoci import fastos as os` and read as before:
 
 tests/integration/test_launcher.py checks that those commands do not import `os`.
 """
-from posix import *  # noqa: F401,F403
+import posix as _posix
 from posix import _exit, stat as _stat  # noqa: F401
-
-del environ  # noqa: F821  (bytes-keyed: the real os.environ is used instead)
 
 _S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, 0o040000, 0o100000
 
 
 def __getattr__(name):
+    """posix's function or constant of that name (kept here for the next
+    use); else the real os's."""
+    if name != "environ":
+        try:
+            value = getattr(_posix, name)
+        except AttributeError:
+            pass
+        else:
+            globals()[name] = value
+            return value
     import os
 
     return getattr(os, name)
@@ -98,7 +107,7 @@ class _Path:
     @classmethod
     def abspath(cls, p):
         if not p.startswith("/"):
-            p = cls.join(getcwd(), p)  # noqa: F405
+            p = cls.join(_posix.getcwd(), p)
         return cls.normpath(p)
 
     def __getattr__(self, name):
