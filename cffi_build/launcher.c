@@ -23,6 +23,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <marshal.h>
 
 #include <limits.h>
 #include <stdio.h>
@@ -50,6 +51,92 @@ static const char *const NEEDED[] = {
 
 static const char RUN[] = "from pyoci.cli import main\nraise SystemExit(main())\n";
 
+#ifdef PYOCI_BUNDLE
+/* The bundle (setup.py): every module of the package compiled, sorted by
+ * name, and the modules every command needs, in the order a normal import
+ * completes them. pyoci/_boot.py says how they are used. */
+struct bundle_entry {
+    const char *name, *rel;
+    int pkg;
+    const unsigned char *code;
+    Py_ssize_t size;
+};
+#include "bundle.h"
+
+static const char RUN_BUNDLE[] = "import _pyoci_bundle\n_pyoci_bundle.run()\n";
+static char site[PATH_MAX];
+
+static const struct bundle_entry *bundle_find(const char *name)
+{
+    size_t lo = 0, hi = sizeof BUNDLE / sizeof BUNDLE[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(name, BUNDLE[mid].name);
+        if (c == 0)
+            return &BUNDLE[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+/* get(name) -> (is_package, path under site, code as a read-only memoryview) or None */
+static PyObject *bundle_get(PyObject *self, PyObject *name)
+{
+    const char *n = PyUnicode_AsUTF8(name);
+    if (!n)
+        return NULL;
+    const struct bundle_entry *e = bundle_find(n);
+    if (!e)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(isN)", e->pkg, e->rel,
+                         PyMemoryView_FromMemory((char *)e->code, e->size, PyBUF_READ));
+}
+
+/* run(): pyoci/_boot.py from the bundle */
+static PyObject *bundle_run(PyObject *self, PyObject *unused)
+{
+    const struct bundle_entry *e = bundle_find("pyoci._boot");
+    if (!e)
+        return PyErr_Format(PyExc_ImportError, "pyoci._boot is not in the bundle");
+    PyObject *code = PyMarshal_ReadObjectFromString((const char *)e->code, e->size);
+    if (!code)
+        return NULL;
+    PyObject *g = PyDict_New(), *r = NULL;
+    if (g && PyDict_SetItemString(g, "__name__", PyUnicode_FromString("pyoci._boot")) == 0 &&
+        PyDict_SetItemString(g, "__builtins__", PyEval_GetBuiltins()) == 0)
+        r = PyEval_EvalCode(code, g, g);
+    Py_DECREF(code);
+    Py_XDECREF(g);
+    return r;
+}
+
+static PyMethodDef bundle_methods[] = {
+    {"get", bundle_get, METH_O, NULL},
+    {"run", bundle_run, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef bundle_def = {PyModuleDef_HEAD_INIT, "_pyoci_bundle", NULL, -1, bundle_methods};
+
+static PyObject *init_bundle(void)
+{
+    PyObject *m = PyModule_Create(&bundle_def);
+    size_t n = sizeof EAGER / sizeof EAGER[0];
+    PyObject *eager = m ? PyTuple_New((Py_ssize_t)n) : NULL;
+    if (!eager)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(eager, (Py_ssize_t)i, PyUnicode_FromString(EAGER[i]));
+    if (PyModule_AddObject(m, "eager", eager) < 0 ||
+        PyModule_AddObject(m, "site", PyUnicode_DecodeFSDefault(site)) < 0)
+        return NULL;
+    return m;
+}
+#endif
+
 static int self_contained(const char *dir)
 {
     char p[PATH_MAX];
@@ -66,9 +153,13 @@ static void fail(PyConfig *config, PyStatus st)
     Py_ExitStatusException(st);
 }
 
+#ifndef PYOCI_BUNDLE
+static char site[PATH_MAX];
+#endif
+
 int main(int argc, char **argv)
 {
-    char exe[PATH_MAX], site[PATH_MAX], python[PATH_MAX], buf[PATH_MAX];
+    char exe[PATH_MAX], python[PATH_MAX], buf[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0)
         exe[n] = 0;
@@ -101,7 +192,15 @@ int main(int argc, char **argv)
     st = PyConfig_SetBytesArgv(&config, argc, argv);
     if (PyStatus_Exception(st))
         fail(&config, st);
-    st = PyConfig_SetBytesString(&config, &config.run_command, RUN);
+    const char *run = RUN;
+#ifdef PYOCI_BUNDLE
+    if (fast) {
+        if (PyImport_AppendInittab("_pyoci_bundle", init_bundle) < 0)
+            return 1;
+        run = RUN_BUNDLE;
+    }
+#endif
+    st = PyConfig_SetBytesString(&config, &config.run_command, run);
     if (PyStatus_Exception(st))
         fail(&config, st);
     st = Py_InitializeFromConfig(&config);

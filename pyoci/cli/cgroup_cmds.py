@@ -172,6 +172,9 @@ def cmd_events(rt, args):
     if opts["stats"]:
         _emit(rt.stats(pos[0]))
         return 0
+    import gc
+
+    gc.enable()   # off in the installed command (pyoci/_boot.py); this stream lasts
     for event in rt.events(pos[0], interval):
         _emit(event)
     return 0

@@ -77,9 +77,18 @@ class Relay:
 
     def wait(self, pid):
         """Wait for our child `pid`, relaying signals; its exit code."""
+        _long_wait()
         self.attach(pid)
         _, status = os.waitpid(pid, 0)
         return exit_code(status)
+
+
+def _long_wait():
+    """The installed command runs with the garbage collector off (pyoci/_boot.py):
+    on again for a wait that may last as long as the container."""
+    import gc
+
+    gc.enable()
 
 
 def become_subreaper():
@@ -136,6 +145,7 @@ def relay_tty(master, pid):
     exited and the pty is drained, as runc does for `run` with a terminal.
     Our terminal (if stdin is one) is set raw meanwhile and its size follows
     SIGWINCH."""
+    _long_wait()
     import _signal
     import select
     import termios

@@ -93,6 +93,12 @@ def test_pip_install_into_a_fresh_venv(tmp_path, host_guard, make_bundle):
     assert p.stdout == "hello from pyoci\n"
     assert not marker.exists(), "site ran"
     assert os.listdir(root) == []
+    # the modules come from the launcher's bundle (compiled at install from
+    # the same sources), not from the installed files
+    lifecycle = site / "pyoci" / "cli" / "lifecycle.py"
+    lifecycle.write_text("raise SystemExit('imported from the file')\n")
+    p = _env_i([str(exe), "--root", root, "state", "v1"], cwd="/")
+    assert p.returncode == 1 and "container does not exist" in p.stderr, p.stderr
     # a dependency elsewhere (here: missing): site runs, as for `python -I`
     subprocess.run(["rm", "-rf", str(site / "pyroute2")], check=True)
     p = _env_i([str(exe), "--version"], cwd="/")

@@ -15,7 +15,8 @@ import pytest
 import pyoci
 
 PKG = os.path.dirname(pyoci.__file__)
-LAYERS = [("pyoci.cli", 4, "cli"), ("pyoci.__main__", 4, "cli"), ("pyoci.runtime", 3, "runtime"),
+LAYERS = [("pyoci.cli", 4, "cli"), ("pyoci.__main__", 4, "cli"), ("pyoci._boot", 4, "cli"),
+          ("pyoci.runtime", 3, "runtime"),
           ("pyoci.config", 2, "config"), ("pyoci.linux", 1, "linux")]
 
 
