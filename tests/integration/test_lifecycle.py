@@ -70,7 +70,8 @@ def test_run_forwards_signals(runtime, make_bundle):
 
 
 def test_lifecycle(runtime, make_bundle, tmp_path):
-    b = make_bundle(["sh", "-c", "read x < /dev/zero & sleep 0.3; echo done"])
+    # it runs until the test says stop (a file in its rootfs), then exits
+    b = make_bundle(["sh", "-c", "read x < /dev/zero & while [ ! -e /stop ]; do sleep 0.01; done; echo done"])
     pid_file = tmp_path / "init.pid"
     p = runtime.cmd("create", "--bundle", b, "--pid-file", pid_file, "c1")
     assert p.returncode == 0, p.stderr
@@ -90,6 +91,7 @@ def test_lifecycle(runtime, make_bundle, tmp_path):
     assert runtime.state("c1")["status"] == "running"
     p = runtime.cmd("start", "c1")
     assert p.returncode == 1 and "cannot start an already running container" in p.stderr
+    open(os.path.join(b, "rootfs", "stop"), "w").close()
     st = wait_status(runtime, "c1", "stopped")
     assert st["pid"] == 0
     assert runtime.cmd("delete", "c1").returncode == 0
