@@ -59,13 +59,16 @@ def cgroup_host(types=None):
         f = line.split()
         if len(f) >= 4 and f[3] == "1":
             v1_controllers.add(f[0])
-    systemd = os.path.isdir("/run/systemd/system")
+    # pyoci's systemd cgroup driver: systemd as PID 1 and the controllers on
+    # cgroup v2; run as root only (no systemd user instance driver)
+    from pyoci.linux.cgroups import controllers_on_v1
+
+    systemd = os.path.isdir("/run/systemd/system") and not controllers_on_v1()
     return {
         "v1": bool(types.get("cgroup")),
         "v2": bool(types.get("cgroup2")),
         "systemd": systemd,
-        "systemdUser": systemd and bool(os.environ.get("DBUS_SESSION_BUS_ADDRESS") or os.path.exists(
-            os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent"), "bus"))),
+        "systemdUser": False,
         "rdma": "rdma" in v2_controllers or "rdma" in v1_controllers,
         "controllers": sorted(v2_controllers | v1_controllers),
     }
