@@ -69,19 +69,14 @@ def podman(host_guard):
     assert not [u for u in scopes if show(u, "Slice")["Slice"] == SLICE], "scopes left: %r" % scopes
 
 
-# AppArmor confinement is another mechanism (linux/lsm), proven on its own:
-# these flows are about cgroups, with podman's other defaults.
-UNCONFINED = ("--security-opt", "apparmor=unconfined")
-
-
 def run_d(pm, name, *cmd, opts=()):
-    p = pm(*pm.run_args("-d", "--name", name, *UNCONFINED, *opts), *cmd)
+    p = pm(*pm.run_args("-d", "--name", name, *opts), *cmd)
     assert p.returncode == 0, p.stderr
     return p.stdout.strip()
 
 
 def test_podman_run_rm(podman):
-    p = podman(*podman.run_args("--rm", *UNCONFINED), "sh", "-c", "echo to-stdout; cat /proc/self/cgroup; exit 7")
+    p = podman(*podman.run_args("--rm"), "sh", "-c", "echo to-stdout; cat /proc/self/cgroup; exit 7")
     assert p.returncode == 7, p.stderr
     assert p.stdout.splitlines() == ["to-stdout", "0::/"]
     assert podman("ps", "-aq").stdout.split() == []
