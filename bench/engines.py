@@ -336,8 +336,10 @@ class CriContainerd(Containerd):
     CNI_BIN = "/usr/lib/cni"
     SUBNET = "10.88.0.0/24"
 
-    def __init__(self, handlers, sandbox_image, tmp=None, default_handler=None):
-        super().__init__(namespace="k8s.io", tmp=tmp)
+    def __init__(self, handlers, sandbox_image, tmp=None, default_handler=None, systemd_cgroup=False):
+        """systemd_cgroup: every handler gets SystemdCgroup = true (the
+        kubelet's systemd cgroup driver: pod cgroup parents are slices)."""
+        super().__init__(namespace="k8s.io", tmp=tmp, systemd_cgroup=systemd_cgroup)
         self.handlers = dict(handlers)
         self.sandbox_image = sandbox_image
         self.default_handler = default_handler or next(iter(self.handlers))
@@ -394,7 +396,7 @@ class CriContainerd(Containerd):
                 "[%s.containerd.runtimes.%s.options]" % (cri, name),
                 '  BinaryName = "%s"' % binary,
                 '  Root = "%s"' % os.path.dirname(self.runtime_root(name)),
-                "  SystemdCgroup = false",
+                "  SystemdCgroup = %s" % ("true" if self.systemd_cgroup else "false"),
             ]
         lines += [
             "[%s.cni]" % cri,

@@ -211,3 +211,79 @@ def test_ctr_task_flows_in_a_scope(ctr):
     assert ctr.ctr("task", "delete", "s2").returncode == 0
     assert ctr.ctr("container", "delete", "s2").returncode == 0
     assert wait_for(lambda: show(unit, "ActiveState")["ActiveState"] == "inactive")
+
+
+# -- Kubernetes: containerd's CRI with SystemdCgroup = true -------------------------
+@pytest.fixture(scope="module")
+def cri_sd(oci_image, tmp_path_factory):
+    """containerd's CRI plugin with a `pyoci` handler, SystemdCgroup = true
+    (what the kubelet's systemd cgroup driver pairs with)."""
+    from test_cri import PAUSE_IMAGE, _pause_image, _require_cri
+
+    _require_cri()
+    from cri_client import Cri
+
+    tmp = str(tmp_path_factory.mktemp("cri"))
+    pause = _pause_image(tmp)
+    d = engines.CriContainerd({"pyoci": PYOCI}, PAUSE_IMAGE, tmp=os.path.join(tmp, "ctrd"), systemd_cgroup=True)
+    d.start()
+    client = None
+    try:
+        d.import_image(pause)
+        d.import_image(oci_image)
+        client = Cri(d.sock)
+        # containerd enables hugetlb, rdma and misc in the cgroup2 root on its
+        # first task (runc as pyoci): a first pod, so that the test's guard
+        # sees only what the test changed
+        from test_cri import Flow
+
+        flow = Flow(d, client, "pyoci", "warm-up", tmp)
+        cfg = flow.pod_config("warmup")
+        cfg.linux.cgroup_parent = "system.slice"
+        flow.stop_remove_pod(flow.run_pod(cfg))
+        yield d, client
+    finally:
+        if client is not None:
+            client.close()
+        d.stop()
+        settle()
+
+
+def test_cri_pod_and_container_are_scopes_in_the_pods_slice(cri_sd, host_guard, tmp_path):
+    from test_cri import Flow
+
+    d, client = cri_sd
+    flow = Flow(d, client, "pyoci", "systemd", str(tmp_path))
+    pod_slice = "%s_pod.slice" % TAG.replace("-", "_")     # the kubelet's would be kubepods-...-podUID.slice
+    try:
+        cfg = flow.pod_config("sdpod")
+        cfg.linux.cgroup_parent = pod_slice
+        pod = flow.run_pod(cfg)
+        sandbox = flow.pod_status(pod)[1]["pid"]
+        assert show("cri-containerd-%s.scope" % pod, "ActiveState", "Slice") == \
+            {"ActiveState": "active", "Slice": pod_slice}
+        assert cgdir(sandbox).endswith("/%s/cri-containerd-%s.scope" % (pod_slice, pod))
+        res = flow.pb.LinuxContainerResources(memory_limit_in_bytes=96 << 20, cpu_shares=512)
+        cid = flow.run_container(pod, cfg, "app", ["sh", "-c", "sleep 300 & wait"], resources=res)
+        pid = flow.pid(cid)
+        st = flow.status(cid)[0]
+        assert st.state == flow.pb.CONTAINER_RUNNING, (st, read(os.path.join(cfg.log_directory, "app.log")))
+        unit = "cri-containerd-%s.scope" % cid
+        p = show(unit, "ActiveState", "Slice", "MemoryMax", "CPUWeight")
+        assert p == {"ActiveState": "active", "Slice": pod_slice, "MemoryMax": str(96 << 20), "CPUWeight": "59"}, \
+            (p, read("/proc/%d/cgroup" % pid), units("cri-containerd-*"))
+        assert read(cgdir(pid) + "/memory.max").strip() == str(96 << 20)
+        assert flow.sh(cid, "echo out; exit 3", step="exec") == (3, "out\n", "")
+        # the kubelet's resource update: through SetUnitProperties and the files
+        client.UpdateContainerResources(container_id=cid, linux=flow.pb.LinuxContainerResources(
+            memory_limit_in_bytes=128 << 20, cpu_shares=512))
+        assert show(unit, "MemoryMax")["MemoryMax"] == str(128 << 20)
+        flow.stop_remove(cid, timeout=1)
+        assert wait_for(lambda: show(unit, "ActiveState")["ActiveState"] == "inactive")
+        flow.stop_remove_pod(pod)
+        assert units("cri-containerd-*.scope") == []
+    finally:
+        left = flow.cleanup()
+        settle()
+        engines.stop_slice(pod_slice)
+    assert not left, "pods left: %r" % left
