@@ -548,8 +548,10 @@ def test_shared_pid_namespace_stop_with_children(cri_both):
 def test_readme_kubernetes_config(tmp_path):
     """The README's config.toml is accepted by containerd and sets what the
     daemon of these tests runs with (the pyoci runtime's shim type and
-    BinaryName, cgroupfs, restrict_oom_score_adj); its RuntimeClass and pod
-    name that runtime as their handler."""
+    BinaryName, restrict_oom_score_adj) and SystemdCgroup = true (what the
+    kubelet's systemd driver pairs with; test_systemd_engines.py runs it
+    in the guest); its RuntimeClass and pod name that runtime as their
+    handler."""
     require("containerd")
     text = read(os.path.join(conftest.REPO, "README.md"))
     section = text.split("### Kubernetes", 1)[1].split("\n## ", 1)[0]
@@ -566,5 +568,5 @@ def test_readme_kubernetes_config(tmp_path):
     opts = p.stdout.split('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyoci.options]')[1]
     opts = opts.split("[")[0]
     assert re.search(r'^\s*BinaryName = "%s"$' % re.escape(PYOCI), opts, re.M), opts
-    assert re.search(r"^\s*SystemdCgroup = false$", opts, re.M), opts
+    assert re.search(r"^\s*SystemdCgroup = true$", opts, re.M), opts
     assert re.search(r"^handler: pyoci\b", yaml[0], re.M) and "runtimeClassName: pyoci" in yaml[0]
