@@ -352,7 +352,7 @@ class Rootfs:
         if d is None:
             from pyoci.linux.cgroups import Cgroup
 
-            d = Cgroup.plan({}, "", self.hierarchies).paths.get(key)
+            d = Cgroup.own_dirs(self.hierarchies).get(key)
         return d
 
     def _mount_cgroup(self, dest, opts):
@@ -365,14 +365,26 @@ class Rootfs:
         if not v1:
             # cgroup v2 only: one mount of the unified hierarchy.
             fd = paths.ensure(self.root_fd, dest, True)
+            bound = not own_ns
             try:
                 if own_ns:
-                    s.mount("cgroup2", s.fd_path(fd), "cgroup2", flags)
-                else:
+                    try:
+                        s.mount("cgroup2", s.fd_path(fd), "cgroup2", flags)
+                    except OSError as e:
+                        # The kernel refuses a new cgroup2 mount on the root
+                        # of one (EBUSY: /sys bound from the host brings the
+                        # host's /sys/fs/cgroup along) or where the user
+                        # namespace may not mount it (EPERM). As runc: bind
+                        # the container's own cgroup, which is what its
+                        # cgroup namespace would show at the root.
+                        if e.errno not in (errno.EBUSY, errno.EPERM):
+                            raise
+                        bound = True
+                if bound:
                     s.mount(self._cgroup_dir(""), s.fd_path(fd), None, s.MS_BIND)
             finally:
                 os.close(fd)
-            if not own_ns and ro:
+            if bound and ro:
                 self._remount_bind(dest, flags)
             return
         fd = paths.ensure(self.root_fd, dest, True)

@@ -264,7 +264,7 @@ def rootless_cgroup(cg, config, warn, hierarchies):
     config asks for limits, which then cannot be applied."""
     from pyoci.linux.cgroups import Cgroup
 
-    own = Cgroup.plan({}, "", hierarchies).paths
+    own = Cgroup.own_dirs(hierarchies)
     blocked = sorted(d for k, d in cg.paths.items() if not _may_create(d, own.get(k) if k == "" else None))
     if not blocked:
         return cg

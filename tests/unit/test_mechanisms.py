@@ -46,6 +46,31 @@ def test_cgroup_paths():
         cgroups.Cgroup.plan({"linux": {"cgroupsPath": "/a/../../b"}}, "id", hs)
 
 
+def test_cgroup_relative_paths_v1_under_the_caller_v2_beside_it(monkeypatch):
+    """v1 and hybrid hosts: a relative (or no) cgroupsPath goes under the
+    caller's cgroup. cgroup v2 (unified): beside it, as runc, since the
+    caller's cgroup holds processes and so can enable no controller for a
+    child (the no-internal-processes rule)."""
+    own = "/system.slice/job.service"
+    hybrid = [cgroups.Hierarchy("/sys/fs/cgroup/memory", "/", 1, ["memory"], "memory", own),
+              cgroups.Hierarchy("/sys/fs/cgroup/unified", "/", 2, [], "", own)]
+    monkeypatch.setattr(cgroups, "own_cgroups", lambda pid="self": {"memory": own, "": own})
+    cg = cgroups.Cgroup.plan({}, "c1", hybrid)
+    assert cg.paths == {"memory": "/sys/fs/cgroup/memory/system.slice/job.service/c1",
+                        "": "/sys/fs/cgroup/unified/system.slice/job.service/c1"}
+    unified = [cgroups.Hierarchy("/sys/fs/cgroup", "/", 2, [], "", own)]
+    monkeypatch.setattr(cgroups, "own_cgroups", lambda pid="self": {"": own})
+    assert cgroups.Cgroup.plan({}, "c1", unified).paths == {"": "/sys/fs/cgroup/system.slice/c1"}
+    assert cgroups.Cgroup.plan({"linux": {"cgroupsPath": "pods/p1"}}, "c1", unified).paths == {
+        "": "/sys/fs/cgroup/system.slice/pods/p1"}
+    assert cgroups.Cgroup.plan({"linux": {"cgroupsPath": "/pods/p1"}}, "c1", unified).paths == {
+        "": "/sys/fs/cgroup/pods/p1"}
+    assert cgroups.Cgroup.own_dirs(unified) == {"": "/sys/fs/cgroup/system.slice/job.service"}
+    # a caller in the root cgroup (a container without a cgroup namespace)
+    root = [cgroups.Hierarchy("/sys/fs/cgroup", "/", 2, [], "", "/")]
+    assert cgroups.Cgroup.plan({}, "c1", root).paths == {"": "/sys/fs/cgroup/c1"}
+
+
 def test_plan_records():
     p = Plan()
     p.program("/bin/sh", ["sh"], ["A=1"])

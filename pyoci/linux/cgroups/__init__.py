@@ -190,14 +190,30 @@ class Cgroup:
                               "which needs --systemd-cgroup" % cpath)
         if cpath and (".." in cpath.split("/")):
             raise ConfigError("linux.cgroupsPath", "%r must not contain '..'" % cpath)
+        hierarchies = hierarchies if hierarchies is not None else layout()
+        unified = not any(h.version == 1 and h.controllers for h in hierarchies) and not controllers_on_v1()
         paths = {}
-        for h in hierarchies if hierarchies is not None else layout():
+        for h in hierarchies:
             if cpath and cpath.startswith("/"):
                 rel = cpath
+            elif unified:
+                # cgroup v2 (as runc): beside the caller's cgroup, not in
+                # it. The caller's cgroup holds processes (a service, a
+                # session scope), so by the no-internal-processes rule no
+                # controller could be enabled for a child of it; its parent
+                # has none of its own (or is the root). A caller in a
+                # delegated subtree (user@UID.service/...) stays in it.
+                rel = os.path.join(os.path.dirname(h.own), cpath or cid)
             else:
+                # v1 (and hybrid hosts): under the caller's cgroup, as runc
                 rel = os.path.join(h.own, cpath or cid)
             paths[h.key] = h.directory(rel)
         return fs_driver(paths)(paths)
+
+    @staticmethod
+    def own_dirs(hierarchies=None):
+        """{key: directory} of the caller's own cgroups."""
+        return {h.key: h.directory(h.own) for h in (hierarchies if hierarchies is not None else layout())}
 
     def create(self):
         """Make the directories that are missing, top down, and remember

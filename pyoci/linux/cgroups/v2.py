@@ -19,6 +19,19 @@ class V2(_cg.Cgroup):
         # would keep it from ever being mounted on v1. /proc/self/cgroup
         # tells, even where the v1 mounts are hidden.
         self._unified = not _cg.controllers_on_v1()
+        d = self.paths.get("")
+        if d is not None and self._unified:
+            # as runc: every controller is enabled on the way down from the
+            # hierarchy's root, in the directories above the deepest one
+            # that exists; that one gets them with the first directory made
+            # below it (_made), and d itself never (it holds processes)
+            p = d
+            while not os.path.isdir(p):
+                p = os.path.dirname(p)
+            for anc in _ancestors(p, _mount_of(d))[:-1]:
+                added = _cg._enable_controllers(anc)
+                if added:
+                    self.enabled.append([anc, added])
         super().create()
 
     def _made(self, key, d):
@@ -52,3 +65,20 @@ class V2(_cg.Cgroup):
             bpf.attach_device_filter(d, rules)
         except OSError as e:
             raise ConfigError(R.R + ".devices", "cannot attach the eBPF device filter: %s" % e.strerror)
+
+
+def _mount_of(d):
+    """The mount point of the cgroup2 hierarchy holding directory d."""
+    for h in _cg.layout():
+        if h.version == 2 and (d == h.mountpoint or d.startswith(h.mountpoint.rstrip("/") + "/")):
+            return h.mountpoint
+    return d
+
+
+def _ancestors(d, top):
+    """top, then each directory below it down to d (d included)."""
+    out = [d]
+    while d != top and d.startswith(top.rstrip("/") + "/"):
+        d = os.path.dirname(d)
+        out.append(d)
+    return list(reversed(out))
