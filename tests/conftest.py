@@ -30,31 +30,75 @@ PR_SET_CHILD_SUBREAPER = 36
 # in every hierarchy, so containers placed by default (under the caller's
 # cgroup) land in it; tests that give an absolute cgroupsPath put TAG in it.
 # The guard watches only the session's subtree and paths that carry TAG.
+# On cgroup v2 (a unified host) pyoci places a container beside the caller's
+# cgroup, as runc: the session directory is made beside the caller's cgroup
+# and the pytest process goes into a leaf of it (LEAF), so that containers land
+# in the session directory, which holds no process and can enable controllers.
 TAG = "pyoci-test-%d" % os.getpid()
-_SESSION_CGROUPS = []   # (hierarchy mountpoint, own path, session dir)
+LEAF = "pytest"
+_SESSION_CGROUPS = []   # (hierarchy mountpoint, own directory, session dir, pytest's dir)
 
 
 def _enter_session_cgroups():
     from pyoci.linux import cgroups
 
+    unified = not cgroups.controllers_on_v1()
     for h in cgroups.layout():
-        parent = os.path.join(h.mountpoint, h.own.lstrip("/"))
-        d = os.path.join(parent, TAG)
+        own = os.path.join(h.mountpoint, h.own.lstrip("/"))
+        if unified and h.version == 2:
+            d = os.path.join(os.path.dirname(own) if h.own != "/" else own, TAG)
+            leaf = os.path.join(d, LEAF)
+            _enable_down_to(h.mountpoint, os.path.dirname(d))
+        else:
+            d = leaf = os.path.join(own, TAG)
+        made = []
         try:
-            os.mkdir(d)
-            if os.path.exists(os.path.join(d, "cpuset.cpus")):
-                for f in ("cpuset.cpus", "cpuset.mems"):
-                    with open(os.path.join(parent, f)) as src, open(os.path.join(d, f), "w") as dst:
-                        dst.write(src.read())
-            with open(os.path.join(d, "cgroup.procs"), "w") as f:
+            for x in (d, leaf) if leaf != d else (d,):
+                os.mkdir(x)
+                made.append(x)
+                if os.path.exists(os.path.join(x, "cpuset.cpus")):
+                    for f in ("cpuset.cpus", "cpuset.mems"):
+                        with open(os.path.join(os.path.dirname(x), f)) as src, open(os.path.join(x, f), "w") as dst:
+                            dst.write(src.read())
+            with open(os.path.join(leaf, "cgroup.procs"), "w") as f:
                 f.write(str(os.getpid()))
         except OSError:
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+            for x in reversed(made):
+                try:
+                    os.rmdir(x)
+                except OSError:
+                    pass
             continue
-        _SESSION_CGROUPS.append((h.mountpoint, parent, d))
+        _SESSION_CGROUPS.append((h.mountpoint, own, d, leaf))
+
+
+_ENABLED = []   # (directory, controller) the session enabled in cgroup.subtree_control
+
+
+def _enable_down_to(top, d):
+    """cgroup v2: enable every controller from the hierarchy's root down to
+    d, as pyoci (and runc) do when they place a container below d, so that
+    no test sees the root's cgroup.subtree_control change (the host guard
+    checks it). The session disables them again at its end where nothing
+    else uses them."""
+    cur = top
+    for part in [""] + os.path.relpath(d, top).split("/"):
+        cur = os.path.normpath(os.path.join(cur, part))
+        try:
+            with open(os.path.join(cur, "cgroup.controllers")) as f:
+                ctrls = f.read().split()
+            with open(os.path.join(cur, "cgroup.subtree_control")) as f:
+                have = f.read().split()
+        except OSError:
+            return
+        for c in ctrls:
+            if c not in have:
+                try:
+                    with open(os.path.join(cur, "cgroup.subtree_control"), "w") as f:
+                        f.write("+" + c)
+                    _ENABLED.append((cur, c))
+                except OSError:
+                    pass
 
 
 def pytest_configure(config):
@@ -65,14 +109,23 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-    for _, parent, d in reversed(_SESSION_CGROUPS):
+    for _, own, d, leaf in reversed(_SESSION_CGROUPS):
         try:
-            with open(os.path.join(parent, "cgroup.procs"), "w") as f:
+            with open(os.path.join(own, "cgroup.procs"), "w") as f:
                 f.write(str(os.getpid()))
+            if leaf != d:
+                os.rmdir(leaf)
             os.rmdir(d)
         except OSError as e:
             sys.stderr.write("conftest: cannot remove session cgroup %s: %s\n" % (d, e))
     _SESSION_CGROUPS.clear()
+    for d, c in reversed(_ENABLED):
+        try:
+            with open(os.path.join(d, "cgroup.subtree_control"), "w") as f:
+                f.write("-" + c)
+        except OSError:
+            pass   # in use by a cgroup below (another session, a container)
+    _ENABLED.clear()
 
 
 # Summary sections test modules add (callables returning (title, lines)),
@@ -88,6 +141,47 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.section(title)
             for line in lines:
                 terminalreporter.write_line(line)
+
+
+def unified():
+    """A cgroup v2 host: no resource controller on a v1 hierarchy (as
+    /proc/self/cgroup tells; runc decides the same way)."""
+    from pyoci.linux import cgroups
+
+    return not cgroups.controllers_on_v1()
+
+
+def cgroup_path(ctrl, rel):
+    """The host directory of the cgroup at hierarchy path rel (as a
+    cgroupsPath: "/TAG/c1") for v1 controller ctrl; on a cgroup v2 host the
+    cgroup2 directory, whatever ctrl."""
+    from pyoci.linux import cgroups
+
+    for h in cgroups.layout():
+        if (h.version == 2 and (unified() or not ctrl)) or (h.version == 1 and ctrl in h.controllers):
+            return h.directory(rel)
+    raise LookupError(ctrl)
+
+
+def cgroup_file(ctrl, rel, name):
+    return os.path.join(cgroup_path(ctrl, rel), name)
+
+
+def freezer_state(d):
+    """FROZEN, THAWED (or FREEZING) of cgroup directory d: v1 freezer.state;
+    v2 cgroup.freeze, with the kernel's word in cgroup.events."""
+    def read(name):
+        with open(os.path.join(d, name)) as f:
+            return f.read().strip()
+
+    if os.path.exists(os.path.join(d, "freezer.state")):
+        return read("freezer.state")
+    want, events = read("cgroup.freeze"), read("cgroup.events").split("\n")
+    if want == "1" and "frozen 1" in events:
+        return "FROZEN"
+    if want == "0" and "frozen 0" in events:
+        return "THAWED"
+    return "FREEZING"
 
 
 def reap():
@@ -120,7 +214,7 @@ def our_children():
 def cgroup_dirs():
     """This session's cgroups: its own subtrees, and any path carrying TAG."""
     out = set()
-    for _, _, d in _SESSION_CGROUPS:
+    for _, _, d, _ in _SESSION_CGROUPS:
         for dirpath, _, _ in os.walk(d):
             out.add(dirpath)
     for ctrl in os.listdir("/sys/fs/cgroup"):

@@ -249,9 +249,11 @@ conftest.SUMMARY.append(_summary)
 # -- helpers on the host side -------------------------------------------------------
 
 def cgroup_dir(pid, ctrl):
+    """pid's cgroup directory for v1 controller ctrl; on a cgroup v2 host
+    its cgroup2 directory."""
     for ctrls, path in cgroup_of(pid).items():
-        if ctrl in ctrls.split(","):
-            return os.path.join("/sys/fs/cgroup", ctrl, path.lstrip("/"))
+        if ctrl in ctrls.split(",") or (not ctrls and conftest.unified()):
+            return conftest.cgroup_path(ctrl, path)
     raise AssertionError("pid %d has no %s cgroup" % (pid, ctrl))
 
 
@@ -358,7 +360,7 @@ def test_pod_run_logs_exec_stop_remove(cri):
     with cri.step("remove ctr"):
         cri.c.RemoveContainer(container_id=cid)
     assert not alive(pid)
-    assert not os.path.exists(os.path.join("/sys/fs/cgroup/memory", parent.lstrip("/"), cid))
+    assert not os.path.exists(conftest.cgroup_path("memory", os.path.join(parent, cid)))
     assert wait_for(lambda: ("stdout", "got-term") in cri_log(log)), cri_log(log)
     cri.stop_remove_pod(pod)
     assert not alive(sandbox)
@@ -372,14 +374,20 @@ def test_stats_and_update(cri):
     pid = cri.pid(cid)
     assert read("/proc/%d/oom_score_adj" % pid) == "500\n"
     mem = cgroup_dir(pid, "memory")
-    assert int(read(mem + "/memory.limit_in_bytes")) == 256 * MiB
+    v2 = conftest.unified()
+    limit = "/memory.max" if v2 else "/memory.limit_in_bytes"
+    assert int(read(mem + limit)) == 256 * MiB
     # burn some CPU in the container, then the stats the shim reads from its cgroup
     assert cri.sh(cid, "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo done")[1] == "done\n"
     with cri.step("stats"):
         s = cri.c.ContainerStats(container_id=cid).stats
     assert s.attributes.id == cid
     cpu = s.cpu.usage_core_nano_seconds.value
-    assert 0 < cpu <= int(read(cgroup_dir(pid, "cpuacct") + "/cpuacct.usage"))
+    if v2:
+        used = int(dict(l.split() for l in read(cgroup_dir(pid, "cpu") + "/cpu.stat").splitlines())["usage_usec"]) * 1000
+    else:
+        used = int(read(cgroup_dir(pid, "cpuacct") + "/cpuacct.usage"))
+    assert 0 < cpu <= used
     assert s.memory.working_set_bytes.value > 0 and s.memory.usage_bytes.value > 0
 
     cpu_dir = cgroup_dir(pid, "cpu")
@@ -387,12 +395,17 @@ def test_stats_and_update(cri):
                                          cpu_shares=512)
     with cri.step("update"):
         cri.c.UpdateContainerResources(container_id=cid, linux=res)
-    assert int(read(mem + "/memory.limit_in_bytes")) == 128 * MiB
-    assert int(read(cpu_dir + "/cpu.cfs_quota_us")) == 50000
-    assert int(read(cpu_dir + "/cpu.cfs_period_us")) == 100000
-    assert int(read(cpu_dir + "/cpu.shares")) == 512
+    assert int(read(mem + limit)) == 128 * MiB
+    if v2:   # the runtime-spec's shares -> weight conversion
+        assert read(cpu_dir + "/cpu.max") == "50000 100000\n"
+        assert int(read(cpu_dir + "/cpu.weight")) == 1 + ((512 - 2) * 9999) // 262142
+    else:
+        assert int(read(cpu_dir + "/cpu.cfs_quota_us")) == 50000
+        assert int(read(cpu_dir + "/cpu.cfs_period_us")) == 100000
+        assert int(read(cpu_dir + "/cpu.shares")) == 512
     # the container sees its own cgroup's limit
-    assert cri.sh(cid, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes") == (0, "%d\n" % (128 * MiB), "")
+    inside = "/sys/fs/cgroup/memory.max" if v2 else "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    assert cri.sh(cid, "cat " + inside) == (0, "%d\n" % (128 * MiB), "")
     cri.stop_remove(cid)
     cri.stop_remove_pod(pod)
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import engines
-from conftest import PYOCI, REPO, TAG
+from conftest import PYOCI, REPO, TAG, cgroup_path, freezer_state, unified
 from e2e_fixtures import (cgroup_of, mounted_v1, podman, podman_dir, read,  # noqa: F401
                           remove_tag_cgroups, require, settle, wait_for)
 
@@ -39,8 +39,10 @@ def alive(pid):
     return data[data.rindex(")") + 2] != "Z"
 
 
-def cg(cid, ctrl, f):
-    return "/sys/fs/cgroup/%s/%s/libpod-%s/%s" % (ctrl, TAG, cid, f)
+def cg(cid, ctrl, f=""):
+    """The file (or, without f, the directory) of podman's container cgroup
+    for v1 controller ctrl (cgroup v2: the one cgroup2 directory)."""
+    return os.path.join(cgroup_path(ctrl, "/%s/libpod-%s" % (TAG, cid)), f)
 
 
 def test_run_rm_exit_status_and_stdio(podman):
@@ -121,14 +123,14 @@ def test_pause_unpause(podman):
     p = podman("pause", "pd2")
     assert p.returncode == 0, p.stderr
     assert state(podman, "pd2") == "paused"
-    assert read(cg(cid, "freezer", "freezer.state")).strip() == "FROZEN"
+    assert freezer_state(cg(cid, "freezer")) == "FROZEN"
     first = read(tick)
     time.sleep(0.3)
     assert read(tick) == first, "the container kept running while paused"
     p = podman("unpause", "pd2")
     assert p.returncode == 0, p.stderr
     assert state(podman, "pd2") == "running"
-    assert read(cg(cid, "freezer", "freezer.state")).strip() == "THAWED"
+    assert freezer_state(cg(cid, "freezer")) == "THAWED"
     assert wait_for(lambda: read(tick) != first)
     assert podman("rm", "-f", "-t", "0", "pd2").returncode == 0
 
@@ -282,8 +284,12 @@ def test_update(podman):
     cid = run_d(podman, "pd6", "sleep", "300")
     p = podman("update", "--memory", "64m", "--cpu-shares", "512", "pd6")
     assert p.returncode == 0, p.stderr
-    assert read(cg(cid, "memory", "memory.limit_in_bytes")).strip() == str(64 << 20)
-    assert read(cg(cid, "cpu", "cpu.shares")).strip() == "512"
+    if unified():   # the runtime-spec's shares -> weight conversion
+        assert read(cg(cid, "memory", "memory.max")).strip() == str(64 << 20)
+        assert read(cg(cid, "cpu", "cpu.weight")).strip() == str(1 + ((512 - 2) * 9999) // 262142)
+    else:
+        assert read(cg(cid, "memory", "memory.limit_in_bytes")).strip() == str(64 << 20)
+        assert read(cg(cid, "cpu", "cpu.shares")).strip() == "512"
     assert state(podman, "pd6") == "running"
     assert podman("rm", "-f", "-t", "0", "pd6").returncode == 0
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import PYOCI
+from conftest import PYOCI, unified
 from test_cgroups import cg_dir, read, start_sleeping
 
 COMMANDS = ["checkpoint", "create", "delete", "events", "exec", "features", "kill", "list", "pause", "ps",
@@ -61,7 +61,10 @@ def test_flags_after_the_container_id(runtime, make_bundle):
     pid = start_sleeping(runtime, make_bundle, "fa1", {"pids": {"limit": 50}})
     runtime.cmd("update", "fa1", "--pids-limit", "21", "--cpu-period=250000", check=True)
     assert read(cg_dir(pid, "pids"), "pids.max") == "21"
-    assert read(cg_dir(pid, "cpu"), "cpu.cfs_period_us") == "250000"
+    if unified():   # cgroup v2: quota and period in cpu.max
+        assert read(cg_dir(pid, "cpu"), "cpu.max").split()[1] == "250000"
+    else:
+        assert read(cg_dir(pid, "cpu"), "cpu.cfs_period_us") == "250000"
     # kill ID SIGNAL --all, delete ID --force
     assert runtime.cmd("kill", "fa1", "KILL", "--all").returncode == 0
     runtime.cmd("delete", "fa1", "--force", check=True)

@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 
-from conftest import PYOCI
+from conftest import PYOCI, unified
 
 
 def run_out(runtime, make_bundle, script, cid="e1", changes=None, **kw):
@@ -37,7 +37,9 @@ def test_rootfs_readonly_and_mounts(runtime, make_bundle):
     assert "rc=1" in out and "Read-only file system" in out
     mounts = {l.split()[1]: l.split() for l in out.splitlines() if l.count(" ") >= 5}
     for d, t in (("/proc", "proc"), ("/dev", "tmpfs"), ("/dev/pts", "devpts"), ("/dev/shm", "tmpfs"),
-                 ("/dev/mqueue", "mqueue"), ("/sys", "sysfs"), ("/sys/fs/cgroup", "tmpfs")):
+                 ("/dev/mqueue", "mqueue"), ("/sys", "sysfs"),
+                 # v1: a tmpfs of one mount per hierarchy; v2: the one cgroup2
+                 ("/sys/fs/cgroup", "cgroup2" if unified() else "tmpfs")):
         assert mounts[d][2] == t, (d, mounts.get(d))
     assert mounts["/"][3].startswith("ro")
     assert mounts["/sys"][3].startswith("ro")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import PYOCI, our_children
+from conftest import PYOCI, our_children, unified
 
 NS = ("pid", "net", "ipc", "uts", "mnt", "cgroup")
 
@@ -278,12 +278,14 @@ def test_exec_sub_cgroup(runtime, running, tmp_path):
     running()
     state = json.load(open(os.path.join(runtime.root, "x1", "state.json")))
     paths = state["cgroup"]["paths"]
-    key = next(k for k in paths if "pids" in k.split(","))
+    # cgroup v1: the pids hierarchy's sub-cgroup; v2: the one hierarchy's (no controller prefix)
+    v2 = unified()
+    key = "" if v2 else next(k for k in paths if "pids" in k.split(","))
     sub = os.path.join(paths[key], "sub")
     os.mkdir(sub)
     try:
-        p = runtime.cmd("exec", "-d", "--cgroup", "pids:sub", "--pid-file", tmp_path / "c.pid", "x1",
-                        "sleep", "100")
+        p = runtime.cmd("exec", "-d", "--cgroup", "sub" if v2 else "pids:sub", "--pid-file", tmp_path / "c.pid",
+                        "x1", "sleep", "100")
         assert p.returncode == 0, p.stderr
         pid = int((tmp_path / "c.pid").read_text())
         cg = dict((l.split(":")[1], l.split(":")[2]) for l in open("/proc/%d/cgroup" % pid).read().splitlines())
@@ -291,10 +293,10 @@ def test_exec_sub_cgroup(runtime, running, tmp_path):
                        for l in open("/proc/%d/cgroup" % state["pid"]).read().splitlines())
         assert cg[key] == init_cg[key].rstrip("/") + "/sub"
         others = [k for k in cg if k != key and k in init_cg]
-        assert others and all(cg[k] == init_cg[k] for k in others)
+        assert (others or v2) and all(cg[k] == init_cg[k] for k in others)
         with open(os.path.join(sub, "cgroup.procs")) as f:
             assert str(pid) in f.read().split()
-        p = runtime.cmd("exec", "--cgroup", "pids:nonexistent", "x1", "true")
+        p = runtime.cmd("exec", "--cgroup", "nonexistent" if v2 else "pids:nonexistent", "x1", "true")
         assert p.returncode == 255 and "adding pid to cgroup" in p.stderr and "nonexistent/cgroup.procs: no such file" in p.stderr
         os.kill(pid, 9)
         for _ in range(500):

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import BUSYBOX, PYOCI, TAG
+from conftest import BUSYBOX, PYOCI, TAG, unified
 
 import make_bundle as bundle_maker
 
@@ -60,9 +60,9 @@ class User:
         os.setresgid(self.gid, self.gid, self.gid)
         os.setresuid(self.uid, self.uid, self.uid)
 
-    def run(self, argv, cwd=None, timeout=60):
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": self.work, "XDG_RUNTIME_DIR": self.xdg,
-               "USER": self.name, "LANG": "C.UTF-8"}
+    def run(self, argv, cwd=None, timeout=60, env=None):
+        env = dict({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": self.work, "XDG_RUNTIME_DIR": self.xdg,
+                    "USER": self.name, "LANG": "C.UTF-8"}, **(env or {}))
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             p = subprocess.run(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True, env=env,
                                cwd=cwd or self.work, preexec_fn=self._pre, timeout=timeout)
@@ -291,16 +291,25 @@ def delegated(user):
             d = os.path.join(h.mountpoint, name)
             os.mkdir(d)
             made.append(d)
-            if os.path.exists(os.path.join(d, "cpuset.cpus")):
+            if os.path.exists(os.path.join(d, "cpuset.cpus")) and not unified():
                 for f in ("cpuset.cpus", "cpuset.mems"):
                     with open(os.path.join(h.mountpoint, f)) as src, open(os.path.join(d, f), "w") as dst:
                         dst.write(src.read())
             os.chown(d, user.uid, user.gid)
-            for f in ("cgroup.procs", "tasks", "cgroup.subtree_control"):
+            for f in ("cgroup.procs", "tasks", "cgroup.subtree_control", "cgroup.threads"):
                 if os.path.exists(os.path.join(d, f)):
                     os.chown(os.path.join(d, f), user.uid, user.gid)
-        # the user's commands start in it, as a systemd user session starts in its delegated unit
-        user.cgroups = list(made)
+        # the user's commands start in it, as a systemd user session starts in its delegated unit;
+        # on cgroup v2 in a leaf of it (as systemd's init.scope of user@UID.service): a cgroup
+        # with processes in it can enable no controller for the ones below it
+        starts = list(made)
+        if unified():
+            leaf = os.path.join(made[-1], "session")
+            os.mkdir(leaf)
+            for f in ("", "cgroup.procs", "cgroup.threads"):
+                os.chown(os.path.join(leaf, f), user.uid, user.gid)
+            starts = [m for m in made if m != made[-1]] + [leaf]
+        user.cgroups = starts
         yield "/" + name
         user.cgroups = []
     finally:
@@ -321,10 +330,11 @@ def test_delegated_cgroup_is_used(user, delegated):
     pid = json.loads(user.pyoci("state", "r8", check=True).stdout)["pid"]
     with open("/proc/%d/cgroup" % pid) as f:
         placed = [l.strip().split(":", 2) for l in f]
-    assert any(path == delegated + "/r8" for _, ctrl, path in placed if ctrl == "pids")
+    key = "" if unified() else "pids"
+    assert any(path == delegated + "/r8" for _, ctrl, path in placed if ctrl == key)
     from pyoci.linux.cgroups import layout
 
-    pids = next(h for h in layout() if "pids" in h.controllers)
+    pids = next(h for h in layout() if (h.version == 2 if unified() else "pids" in h.controllers))
     with open(os.path.join(pids.mountpoint, delegated.lstrip("/"), "r8", "pids.max")) as f:
         assert f.read().strip() == "42"
     user.pyoci("kill", "r8", "KILL", check=True)
@@ -392,3 +402,52 @@ def test_lifecycle_with_a_subuid_range(user):
     assert wait_status(user, "r10", "stopped")["status"] == "stopped"
     user.pyoci("delete", "r10", check=True)
     assert not os.path.exists(os.path.join(user.xdg, "pyoci", "r10"))
+
+
+@pytest.fixture
+def user_manager(user):
+    """The user's systemd instance (user@UID.service, which systemd
+    delegates to the user: Delegate=pids memory cpu), started by lingering,
+    as a login would start it."""
+    if not unified() or not os.path.isdir("/run/systemd/system") or not shutil.which("loginctl"):
+        pytest.skip("needs systemd as PID 1 on a cgroup v2 host (the Debian 12 guest: .ci/guest)")
+    unit = "user@%d.service" % user.uid
+    subprocess.run(["loginctl", "enable-linger", user.name], check=True)
+    try:
+        bus = "/run/user/%d/bus" % user.uid
+        deadline = time.monotonic() + 60
+        while not (subprocess.run(["systemctl", "is-active", "-q", unit]).returncode == 0 and os.path.exists(bus)):
+            assert time.monotonic() < deadline, "%s did not start" % unit
+            time.sleep(0.1)
+        yield {"XDG_RUNTIME_DIR": "/run/user/%d" % user.uid, "DBUS_SESSION_BUS_ADDRESS": "unix:path=" + bus}
+    finally:
+        subprocess.run(["loginctl", "disable-linger", user.name])
+        subprocess.run(["systemctl", "stop", unit, "user-runtime-dir@%d.service" % user.uid,
+                        "user-%d.slice" % user.uid])
+
+
+def test_rootless_in_a_delegated_user_slice(user, user_manager):
+    """Rootless on cgroup v2 as podman does it: the user's command runs in a
+    scope of its systemd instance (systemd-run --user --scope); pyoci puts
+    the container beside it, in the user's delegated app.slice, with its
+    limits; delete removes it."""
+    from pyoci.linux.cgroups import own_cgroups
+
+    def limits(c):
+        c["linux"]["resources"] = {"pids": {"limit": 33}, "memory": {"limit": 64 << 20}}
+    b, _ = rootless_bundle(user, ["sleep", "100"], limits)
+    root = os.path.join(user.xdg, "pyoci")
+    p = user.run(["systemd-run", "--user", "--scope", "--quiet", "--", PYOCI, "--root", root,
+                  "run", "-d", "-b", b, "r10"], env=user_manager)
+    assert p.returncode == 0, p.stderr
+    assert "rootless" not in p.stderr, p.stderr
+    pid = json.loads(user.pyoci("--root", root, "state", "r10", check=True).stdout)["pid"]
+    path = own_cgroups(pid)[""]
+    assert path == "/user.slice/user-%d.slice/user@%d.service/app.slice/r10" % (user.uid, user.uid), path
+    d = "/sys/fs/cgroup" + path
+    with open(d + "/pids.max") as f1, open(d + "/memory.max") as f2:
+        assert (f1.read().strip(), f2.read().strip()) == ("33", str(64 << 20))
+    user.pyoci("--root", root, "kill", "r10", "KILL", check=True)
+    wait_status(user, "r10", "stopped")
+    user.pyoci("--root", root, "delete", "r10", check=True)
+    assert not os.path.exists(d)

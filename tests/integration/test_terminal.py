@@ -99,7 +99,7 @@ def test_run_foreground_relays_the_terminal(runtime, make_bundle):
         time.sleep(0.5)
         os.write(m, b"hello\n")
         out = read_until_eof_or_exit(m, p)
-        assert p.wait(timeout=10) == 5, out
+        assert p.wait(timeout=30) == 5, out
         assert "40 120" in out
         assert "got:hello" in out
         assert termios.tcgetattr(s) == before
@@ -109,7 +109,7 @@ def test_run_foreground_relays_the_terminal(runtime, make_bundle):
     assert runtime.ids() == []
 
 
-def read_until_eof_or_exit(fd, proc, timeout=10):
+def read_until_eof_or_exit(fd, proc, timeout=30):
     out = b""
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -148,7 +148,8 @@ def test_per_call_cost():
     doc = load(path) if os.path.exists(path) else load(os.path.join(FIXTURES, "config", "valid-linux-full.json"))
     validate(doc)
     best = min(_timed(validate, doc, time) for _ in range(5))
-    assert best < 0.003, "validate took %.2f ms" % (best * 1e3)
+    # (an emulated machine, such as the TCG guest of .ci/guest, says how much slower it is)
+    assert best < 0.003 * float(os.environ.get("PYOCI_TEST_SLOWDOWN", "1")), "validate took %.2f ms" % (best * 1e3)
 
 
 def _timed(f, doc, time):
