@@ -158,7 +158,9 @@ def relay_tty(master, pid):
         import tty
 
         saved = termios.tcgetattr(stdin)
-        tty.setraw(stdin)
+        # TCSANOW as runc: what was typed before the relay began stays
+        # (tty.setraw's default, TCSAFLUSH, would throw it away)
+        tty.setraw(stdin, termios.TCSANOW)
         try:
             terminal.set_size(master, *terminal.get_size(stdin))
         except OSError:

@@ -94,10 +94,10 @@ def test_run_foreground_relays_the_terminal(runtime, make_bundle):
     try:
         termios.tcsetwinsize(s, (40, 120))
         before = termios.tcgetattr(s)
+        # typed ahead, before pyoci relays the terminal: it must not be lost
+        os.write(m, b"hello\n")
         p = subprocess.Popen([PYOCI, "--root", runtime.root, "run", "-b", b, "t2"],
                              stdin=s, stdout=s, stderr=s, start_new_session=True)
-        time.sleep(0.5)
-        os.write(m, b"hello\n")
         out = read_until_eof_or_exit(m, p)
         assert p.wait(timeout=30) == 5, out
         assert "40 120" in out
