@@ -10,14 +10,20 @@
  * Python interpreter.
  *
  * What is left for this program, in this order:
- *   1. wait on the exec fifo until `pyoci start` opens it (create only);
- *   2. seccomp, when no_new_privileges is off (needs CAP_SYS_ADMIN, so early);
- *   3. drop the capability bounding set;
- *   4. setgroups, setresgid, setresuid, keeping capabilities;
- *   5. capset (effective, permitted, inheritable), then ambient capabilities;
- *   6. no_new_privileges;
- *   7. the LSM exec label (written to an fd the runtime opened on a verified
- *      procfs);
+ *   1. the LSM exec label (AppArmor's "exec PROFILE" or an SELinux context),
+ *      written to the attr file it opens beneath the <procfs>/<pid>/attr fd
+ *      the runtime verified (see pyoci/linux/lsm.py: the kernel lets only
+ *      the opener's credentials write it, and our execve made new ones);
+ *      with the caller's privileges, before anything is dropped, as runc
+ *      applies its profile; an error goes to the runtime's report fd, so
+ *      create (or exec) fails with it;
+ *   2. wait on the exec fifo until `pyoci start` opens it (create only);
+ *   3. seccomp, when no_new_privileges is off (needs CAP_SYS_ADMIN, so early);
+ *   4. drop the capability bounding set;
+ *   5. setgroups, setresgid, setresuid, keeping capabilities;
+ *   6. capset (effective, permitted, inheritable), then ambient capabilities;
+ *   7. no_new_privileges (an AppArmor exec transition from unconfined stays
+ *      allowed under it; SELinux asks the policy for nnp_transition);
  *   8. umask, close every fd >= 3 + preserved fds;
  *   9. seccomp, when no_new_privileges is on (as late as possible);
  *      with SCMP_ACT_NOTIFY rules, the filter is loaded with a listener whose
@@ -41,6 +47,7 @@
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -58,6 +65,9 @@
 #endif
 #ifndef SECCOMP_FILTER_FLAG_TSYNC_ESRCH
 #define SECCOMP_FILTER_FLAG_TSYNC_ESRCH (1UL << 4)
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
 #endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
@@ -89,9 +99,12 @@ struct plan {
     uint32_t keep_fds;
     int have_umask;
     uint32_t umask_value;
-    int label_fd;
+    int label_dir;              /* O_PATH fd of <procfs>/<pid>/attr */
+    const char *label_what;     /* error prefix: the field and the label */
+    const char *label_attr;     /* the file beneath it, e.g. apparmor/exec */
     const char *label;
     uint32_t label_len;
+    int setup_report;           /* create: errors before the start wait */
     int fork_report;            /* exec: fork into the pid namespace, report here */
     int go_fd;                  /* exec: wait for one byte (the cgroup was joined) */
     int go_before_fork;         /* ... before the fork (we were joined), or after */
@@ -204,7 +217,8 @@ static void parse(struct plan *p, const unsigned char *buf, size_t len)
     memset(p, 0, sizeof(*p));
     p->fifo_fd = -1;
     p->fifo_dir_fd = -1;
-    p->label_fd = -1;
+    p->label_dir = -1;
+    p->setup_report = -1;
     p->fork_report = -1;
     p->go_fd = -1;
     p->listener_sock = -1;
@@ -259,10 +273,22 @@ static void parse(struct plan *p, const unsigned char *buf, size_t len)
             break;
         case 'k': need(tag, n, 4, 0); p->keep_fds = u32(d); break;
         case 'm': need(tag, n, 4, 0); p->have_umask = 1; p->umask_value = u32(d); break;
-        case 'l':
+        case 'l': {
+            /* dir fd, what NUL, attr NUL, label */
             need(tag, n, 4, 1);
-            p->label_fd = (int)u32(d); p->label = (const char *)d + 4; p->label_len = n - 4;
+            const char *w = (const char *)d + 4, *end = (const char *)d + n;
+            const char *a = memchr(w, 0, (size_t)(end - w));
+            const char *l = a ? memchr(a + 1, 0, (size_t)(end - a - 1)) : NULL;
+            if (!l)
+                need(tag, n, 0, 0);
+            p->label_dir = (int)u32(d);
+            p->label_what = w;
+            p->label_attr = a + 1;
+            p->label = l + 1;
+            p->label_len = (uint32_t)(end - l - 1);
             break;
+        }
+        case 'R': need(tag, n, 4, 0); p->setup_report = (int)u32(d); break;
         case 'F': need(tag, n, 4, 0); p->fork_report = (int)u32(d); break;
         case 'W': need(tag, n, 8, 0); p->go_fd = (int)u32(d); p->go_before_fork = (int)u32(d + 4); break;
         case 'T': need(tag, n, 0, 0); p->set_ctty = 1; break;
@@ -423,17 +449,30 @@ static void wait_go(int fd)
     close(fd);
 }
 
+/* The exec label, for our next execve (and a fork's). The attr file is
+ * opened here, beneath the verified directory, without crossing a mount or
+ * following a link: a task may write only its own attributes, and only
+ * with the credentials that opened the file. */
+static void write_label(struct plan *p)
+{
+    struct open_how how = {
+        .flags = O_WRONLY | O_CLOEXEC,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    int fd = (int)syscall(SYS_openat2, p->label_dir, p->label_attr, &how, sizeof(how));
+    if (fd < 0 || write(fd, p->label, p->label_len) != (ssize_t)p->label_len)
+        die(p->label_what, errno);
+    close(fd);
+    close(p->label_dir);
+    p->label_dir = -1;
+}
+
 static void fork_into_pidns(struct plan *p)
 {
     report_fd = p->fork_report;
-    /* The label fd is this task's attr file (a task may write only its
-     * own): write it before the fork, which inherits the exec label. */
-    if (p->label_fd >= 0) {
-        if (write(p->label_fd, p->label, p->label_len) != (ssize_t)p->label_len)
-            die("write exec label", errno);
-        close(p->label_fd);
-        p->label_fd = -1;
-    }
+    /* before the fork, which inherits the exec label */
+    if (p->label_dir >= 0)
+        write_label(p);
     if (p->go_fd >= 0 && p->go_before_fork)
         wait_go(p->go_fd);
     /* the child's host pid, for the seccomp agent: only we learn it */
@@ -497,8 +536,15 @@ int main(int argc, char **argv)
     parse(&p, buf, len);
     int started_fd = -1;
 
-    if (p.fork_report >= 0)
+    if (p.fork_report >= 0) {
         fork_into_pidns(&p);
+    } else if (p.label_dir >= 0) {
+        report_fd = p.setup_report;
+        write_label(&p);
+        if (report_fd >= 0)
+            close(report_fd);   /* create returns now */
+        report_fd = -1;
+    }
 
     if (p.fifo_fd >= 0)
         started_fd = wait_for_start(p.fifo_fd, p.fifo_dir_fd);
@@ -530,11 +576,6 @@ int main(int argc, char **argv)
     }
     if (p.nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         die("no_new_privs", errno);
-    if (p.label_fd >= 0) {
-        if (write(p.label_fd, p.label, p.label_len) != (ssize_t)p.label_len)
-            die("write exec label", errno);
-        close(p.label_fd);
-    }
     if (p.have_umask)
         umask((mode_t)p.umask_value);
 

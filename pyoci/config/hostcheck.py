@@ -30,12 +30,29 @@ def check(config):
     proc = _d(config.get("process"))
     lin = _d(config.get("linux"))
     types = F.mount_types()
-    if proc.get("apparmorProfile") and not F.apparmor_enabled():
+    profile = proc.get("apparmorProfile")
+    if profile and not F.apparmor_enabled():
         err("process.apparmorProfile", "AppArmor is not enabled on this host")
-    if proc.get("selinuxLabel") and not F.selinux_enabled(types):
-        err("process.selinuxLabel", "SELinux is not enabled on this host")
-    if lin.get("mountLabel") and not F.selinux_enabled(types):
-        err("linux.mountLabel", "SELinux is not enabled on this host")
+    elif isinstance(profile, str) and profile:
+        from pyoci.linux import lsm
+
+        try:
+            lsm.check_profile(profile)
+        except ConfigError as e:
+            out.append(e)
+    for field, label in (("process.selinuxLabel", proc.get("selinuxLabel")),
+                         ("linux.mountLabel", lin.get("mountLabel"))):
+        if not label:
+            continue
+        if not F.selinux_enabled(types):
+            err(field, "SELinux is not enabled on this host")
+        elif isinstance(label, str):
+            from pyoci.linux import lsm
+
+            try:
+                lsm.check_context(field, label)
+            except ConfigError as e:
+                out.append(e)
     for i, n in enumerate(_l(lin.get("namespaces"))):
         t, path = _d(n).get("type"), _d(n).get("path")
         if t in NS_FILES and not os.path.exists("/proc/self/ns/" + NS_FILES[t]):

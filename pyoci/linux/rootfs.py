@@ -41,7 +41,11 @@ PROC_MOUNTABLE = frozenset(("cpuinfo", "diskstats", "meminfo", "stat", "swaps", 
 
 # Filesystems the SELinux context= mount option is given to (as runc does:
 # not to binds, proc, sysfs or cgroups, whose labels come from the policy).
-LABELED = frozenset(("tmpfs", "devpts", "mqueue", "shm", "ramfs", "overlay", "fuse"))
+LABELED = frozenset(("tmpfs", "devpts", "shm", "ramfs", "overlay", "fuse"))
+# Filesystems whose root gets the label as an xattr after the mount: an
+# mqueue superblock exists before (one per IPC namespace, mounted by the
+# kernel), so a context= differing from its settings is refused (EBUSY).
+LABELED_ROOT = frozenset(("mqueue",))
 
 
 def _unescape(field):
@@ -241,13 +245,19 @@ class Rootfs:
                 self.dev_ro_flags = opts.flags & ~s.MS_REMOUNT
                 opts = mounts.Options(opts.flags & ~s.MS_RDONLY, opts.propagation, opts.data,
                                       opts.attr_set, opts.attr_clr)
-            data = opts.data
-            if self.mount_label and mtype in LABELED:
-                data = ",".join(x for x in (data, 'context="%s"' % self.mount_label) if x)
+            data = self._labeled(opts.data) if mtype in LABELED else opts.data
             try:
                 s.mount(src or mtype, s.fd_path(fd), mtype, opts.flags & ~s.MS_REMOUNT, data or None)
             finally:
                 os.close(fd)
+            if self.mount_label and mtype in LABELED_ROOT:
+                from pyoci.linux import lsm
+
+                fd = self._reopen(dest)
+                try:
+                    lsm.set_file_label(s.fd_path(fd), self.mount_label)
+                finally:
+                    os.close(fd)
         if opts.recursive_attrs:
             fd = self._reopen(dest)
             try:
@@ -255,6 +265,13 @@ class Rootfs:
             finally:
                 os.close(fd)
         self._propagate(dest, opts.propagation)
+
+    def _labeled(self, data):
+        """Mount data with linux.mountLabel as SELinux's context= option
+        (SELinux on), for a filesystem that takes it."""
+        if self.mount_label:
+            data = ",".join(x for x in (data, 'context="%s"' % self.mount_label) if x)
+        return data or None
 
     def _destination(self, i, dest, is_dir, kernel_fs):
         """An O_PATH fd of the mount destination inside the rootfs, created
@@ -389,7 +406,7 @@ class Rootfs:
             return
         fd = paths.ensure(self.root_fd, dest, True)
         try:
-            s.mount("tmpfs", s.fd_path(fd), "tmpfs", flags & ~s.MS_RDONLY, "mode=755")
+            s.mount("tmpfs", s.fd_path(fd), "tmpfs", flags & ~s.MS_RDONLY, self._labeled("mode=755"))
         finally:
             os.close(fd)
         for h in self.hierarchies:
@@ -511,7 +528,7 @@ class Rootfs:
             return
         try:
             if paths.is_dir_fd(fd):
-                s.mount("tmpfs", s.fd_path(fd), "tmpfs", s.MS_RDONLY, None)
+                s.mount("tmpfs", s.fd_path(fd), "tmpfs", s.MS_RDONLY, self._labeled(""))
             else:
                 s.mount(s.fd_path(null), s.fd_path(fd), None, s.MS_BIND)
         except OSError as e:

@@ -7,11 +7,12 @@ pivot_root → sysctl → masked and read-only paths → hostname/domainname →
 cwd (checked inside the root, CVE-2024-21626) → rlimits (as root: raising a
 hard limit needs CAP_SYS_RESOURCE) → terminal → keyring → scheduler, I/O
 priority, memory policy, personality, final CPU affinity (runtime/final.py)
-→ LSM label fd opened on a fresh procfs → pyoci-init, which then does:
-wait for `start` → [seccomp here when no_new_privs is off: loading it needs
-CAP_SYS_ADMIN] → bounding set → keep-caps → user/groups → capabilities
-(inheritable and ambient cleared when not asked) → no_new_privs → LSM label
-→ umask → close fds → seccomp → execve. tests/integration/test_privileges.py
+→ the task's attr directory opened on a fresh procfs → pyoci-init, which
+then does: LSM exec label (an error fails create) → wait for `start` →
+[seccomp here when no_new_privs is off: loading it needs CAP_SYS_ADMIN] →
+bounding set → keep-caps → user/groups → capabilities (inheritable and
+ambient cleared when not asked) → no_new_privs → umask → close fds →
+seccomp → execve. tests/integration/test_privileges.py
 checks the order where it shows.
 
 Both children end with os._exit: no Python clean-up of the parent's state
@@ -221,8 +222,9 @@ def build(setup, chan, to_child=None):
     fault.point("c2:container-set")
 
     if not setup.opts.no_new_keyring:
-        from pyoci.linux import keyring
+        from pyoci.linux import keyring, lsm
 
+        lsm.set_key_label(setup.settings.labels)
         keyring.join_session(config.get("hostname") or "", setup.cid)
     keep = 3 + setup.opts.preserve_fds
     plan = final.process_plan(proc, keep, console=setup.console, seccomp=setup.seccomp,
@@ -230,6 +232,11 @@ def build(setup, chan, to_child=None):
                               setgroups=not in_userns or may_setgroups)
     if rootfs is not None:
         rootfs.dev_readonly()
+    if setup.settings.labels:
+        # pyoci-init writes the exec label before it waits for start and
+        # reports an error of it here: create fails with it, as with runc
+        chan.wfd = final.move_above(chan.wfd, keep)
+        plan.setup_report(chan.wfd)
     fifo = final.move_above(setup.fifo_fd, keep)
     fifo_dir = final.move_above(setup.fifo_dir_fd, keep) if setup.fifo_dir_fd >= 0 else -1
     plan.exec_fifo(fifo, fifo_dir)

@@ -283,6 +283,10 @@ def _process_settings(config, log=None):
     if linux.get("intelRdt") is not None:
         raise PyociError("linux.intelRdt: Intel RDT is not supported by this pyoci build "
                          "(and needs a resctrl filesystem mounted at /sys/fs/resctrl)")
+    if linux.get("mountLabel"):
+        from pyoci.linux import lsm
+
+        lsm.check_context("linux.mountLabel", linux["mountLabel"])   # SELinux on: the policy's verdict
     return process.Settings(config["process"], linux, log)
 
 

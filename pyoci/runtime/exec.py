@@ -572,8 +572,9 @@ def _build(setup, chans):
     else:
         proc = setup.proc
         if setup.keyring:
-            from pyoci.linux import keyring
+            from pyoci.linux import keyring, lsm
 
+            lsm.set_key_label(setup.settings.labels)
             keyring.join_session("", setup.cid)
         setup.settings.apply_initial()
         keep = 3 + setup.preserve_fds

@@ -100,18 +100,23 @@ def process_plan(proc, keep, console=None, seccomp=None, warn=None, create_cwd=T
 
 
 def _lsm_label(plan, settings, keep):
-    """The LSM exec label: pyoci-init writes it to an fd opened here on the
-    task's own attr file of a procfs no mount can redirect (pyoci.linux.lsm),
-    so it takes effect at the final execve. Which labels this host applies
-    was decided in the parent (settings.labels)."""
+    """The LSM exec label: pyoci-init opens the task's attr file beneath a
+    directory fd opened here on a procfs no mount can redirect
+    (pyoci.linux.lsm) and writes it, so it takes effect at the final execve.
+    Which labels this host applies was decided in the parent
+    (settings.labels); at most one LSM that takes exec labels is active."""
     if settings is None or not settings.labels:
         return
-    name, alt, data = settings.labels[0]
+    label = settings.labels[0]
     try:
-        fd = lsm.open_attr(name, alt)
+        d = lsm.attr_dir()
+        try:
+            name = lsm.attr_name(d, label)
+        except BaseException:
+            os.close(d)
+            raise
     except OSError as e:
-        raise PyociError("process.%s: open the exec label attribute: %s"
-                         % ("apparmorProfile" if alt else "selinuxLabel", e.strerror or e))
-    fd = move_above(fd, keep)
-    plan.exec_label(fd, data)
-    plan.fds.append(fd)
+        raise PyociError("%s: open the task's attr directory: %s" % (label.field, e.strerror or e))
+    d = move_above(d, keep)
+    plan.exec_label(d, name, label.payload, label.describe())
+    plan.fds.append(d)

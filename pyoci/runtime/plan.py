@@ -56,8 +56,16 @@ class Plan:
     def umask(self, mask):
         self._rec(b"m", struct.pack("=I", mask))
 
-    def exec_label(self, fd, label):
-        self._rec(b"l", struct.pack("=I", fd) + label.encode())
+    def exec_label(self, dir_fd, name, label, what):
+        """Write `label` to attr/`name` beneath dir_fd (a verified
+        <procfs>/<pid>/attr); errors start with `what`."""
+        self._rec(b"l", struct.pack("=I", dir_fd) + what.encode() + b"\0" + os.fsencode(name) + b"\0"
+                  + label.encode())
+
+    def setup_report(self, fd):
+        """create: report an error of the steps before the wait for start
+        (the exec label) as a JSON line on fd, closed once they are done."""
+        self._rec(b"R", struct.pack("=I", fd))
 
     def fork_report(self, fd):
         """exec: fork into the joined pid namespace; pid and errors go to fd."""

@@ -332,3 +332,55 @@ def test_readme_containers_conf(podman):
     assert p.returncode == 127, p.stderr
     # the message came through the JSON oci-log (runtime_supports_json), not raw stderr
     assert "pyoci create failed" in p.stderr and "level=error" not in p.stderr, p.stderr
+
+
+def test_apparmor_default_profile(podman):
+    """Where AppArmor is enabled podman gives every container its
+    containers-default profile (it loads it itself): the process runs
+    confined, exec'd processes too, and what the profile denies is denied
+    (mount, with CAP_SYS_ADMIN granted: the capability and seccomp allow it),
+    where an unconfined container may."""
+    from pyoci.config import features
+
+    if not features.apparmor_enabled():
+        pytest.skip("AppArmor is not enabled here")
+    probe = "cat /proc/self/attr/current; mkdir -p /m; mount -t tmpfs t /m && echo mounted"
+    p = podman(*podman.run_args("--rm", "--cap-add", "SYS_ADMIN"), "sh", "-c", probe, timeout=240)
+    assert p.returncode != 0, p.stderr
+    label = p.stdout.splitlines()[0]
+    assert re.match(r"containers-default-[0-9.]+ \(enforce\)$", label), p.stdout
+    assert "mounted" not in p.stdout and "Permission denied" in p.stderr
+    p = podman(*podman.run_args("--rm", "--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined"),
+               "sh", "-c", probe)
+    assert p.returncode == 0 and p.stdout.splitlines() == ["unconfined", "mounted"], p.stderr
+    run_d(podman, "aa1", "sleep", "300")
+    p = podman("exec", "aa1", "cat", "/proc/self/attr/current")
+    assert p.returncode == 0 and p.stdout.strip() == label, p.stderr
+    with open("/proc/%d/attr/current" % pid_of(podman, "aa1")) as f:
+        assert f.read().strip() == label
+    assert podman("rm", "-f", "-t", "0", "aa1").returncode == 0
+
+
+def test_selinux_default_labels(podman):
+    """Where SELinux is enabled podman labels every container (a container_t
+    process label and a container_file_t mount label with a pair of random
+    categories, from the policy's lxc_contexts): pyoci runs the process with
+    that label (seen inside, on the host and in exec'd processes) and
+    labels the container's tmpfs, devpts and mqueue mounts."""
+    from pyoci.config import features
+
+    if not features.selinux_enabled():
+        pytest.skip("SELinux is not enabled here")
+    run_d(podman, "se1", "sleep", "300")
+    proc_label, mount_label = podman.inspect("se1", "{{.ProcessLabel}} {{.MountLabel}}").split()
+    assert ":container_t:" in proc_label and ":container_file_t:" in mount_label
+    assert proc_label.split(":", 4)[4] == mount_label.split(":", 4)[4]   # the same categories
+    pid = pid_of(podman, "se1")
+    with open("/proc/%d/attr/current" % pid) as f:
+        assert f.read().strip("\0\n") == proc_label
+    for d in ("/dev", "/dev/shm", "/dev/pts", "/dev/mqueue"):
+        label = os.getxattr("/proc/%d/root%s" % (pid, d), "security.selinux")
+        assert label.rstrip(b"\0").decode() == mount_label, d
+    p = podman("exec", "se1", "cat", "/proc/self/attr/current")
+    assert p.returncode == 0 and p.stdout.strip("\0\n") == proc_label, p.stderr
+    assert podman("rm", "-f", "-t", "0", "se1").returncode == 0
