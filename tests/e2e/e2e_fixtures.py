@@ -15,7 +15,7 @@ import pytest
 
 import engines
 import make_oci_image
-from conftest import PYOCI, TAG, our_children, reap
+from conftest import PYOCI, TAG, our_children, reap, subtree_controls
 
 # The runtime-spec state root podman leaves pyoci to choose (it passes no --root).
 PYOCI_DEFAULT_ROOT = "/run/pyoci"
@@ -131,6 +131,7 @@ def podman(host_guard):
     runtime_supports_json, so create/exec get --log-format=json --log FILE),
     containers under the cgroup parent /TAG."""
     require("podman", "conmon")
+    controls = subtree_controls()
     pm = engines.Podman(PYOCI, tmp=podman_dir(), cgroup_parent="/" + TAG)
     yield pm
     left = pm.remove_all()
@@ -138,9 +139,25 @@ def podman(host_guard):
     state_left = _ids_of(PYOCI_DEFAULT_ROOT, pm.dir)
     pm.cleanup()
     remove_tag_cgroups()
+    _disable_new_controllers(controls)
     assert not left, "containers left in podman: %r" % left
     assert not alive, "engine processes still alive: %r" % alive
     assert not state_left, "pyoci state left in %s: %r" % (PYOCI_DEFAULT_ROOT, state_left)
+
+
+def _disable_new_controllers(before):
+    """podman's cgroupfs manager enables every controller down to its cgroup
+    parent, at the cgroup2 root too (with runc as well: the engine's doing,
+    not the runtime's); once its cgroups are gone, the ones it enabled there
+    are disabled again, so host_guard sees what pyoci changed."""
+    for path, now in subtree_controls().items():
+        extra = [c for c in now if c not in before.get(path, now)]
+        if extra:
+            try:
+                with open(path, "w") as f:
+                    f.write(" ".join("-" + c for c in reversed(extra)))
+            except OSError:
+                pass   # still in use below: host_guard reports it
 
 
 def podman_dir():
