@@ -70,3 +70,19 @@ done
 systemctl set-default multi-user.target
 
 rm -f /usr/sbin/policy-rc.d
+
+# SELinux: off on a normal boot (AppArmor is the major LSM); a boot with
+# security=selinux selinux=1 loads this policy. The root is labelled here,
+# so such a boot needs no relabelling pass: setfiles on a non-recursive bind
+# of / (the chroot's /proc, /sys, /dev, /tmp and /root mounts left out).
+if [ -d /etc/selinux/default ]; then
+    sed -i 's/^SELINUX=.*/SELINUX=permissive/; s/^SELINUXTYPE=.*/SELINUXTYPE=default/' /etc/selinux/config
+    # container types (Debian has no container module) and the tests' enforced domain
+    semodule -i /src/selinux-container.cil
+    mkdir -p /mnt/label-root
+    mount --bind / /mnt/label-root
+    setfiles -F -r /mnt/label-root -c /etc/selinux/default/policy/policy.* \
+        /etc/selinux/default/contexts/files/file_contexts /mnt/label-root
+    umount /mnt/label-root
+    rmdir /mnt/label-root
+fi
