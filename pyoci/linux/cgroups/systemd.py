@@ -546,6 +546,7 @@ class Systemd(V2):
                  ("IOAccounting", ("b", True)),
                  ("TasksAccounting", ("b", True)),
                  ("DefaultDependencies", ("b", False))] + self.extra + self._props
+        self._premove(pid)
         self._manager().start_transient(self.unit, props)
         want = self.paths[""]
         got = _cg.own_cgroups(pid).get("")
@@ -557,6 +558,28 @@ class Systemd(V2):
             res = self.resources
             V2.apply(self, files, None, devices)
             self.resources = res
+
+    def _premove(self, pid):
+        """Put the process into the scope's cgroup before systemd is asked
+        for the scope (crun also moves it itself). systemd 252 left the
+        container's first process where it was when the caller ran in a
+        cgroup of its own below a service (seen in the guest: the scope,
+        empty, was gone at once); a process already in the unit's cgroup is
+        adopted. Best effort: where it cannot be done here, systemd moves it."""
+        d = self.paths[""]
+        if not os.path.isdir(os.path.dirname(d)):
+            return                      # a slice systemd has yet to make
+        try:
+            os.mkdir(d, 0o755)
+        except FileExistsError:
+            pass
+        except OSError:
+            return
+        try:
+            with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+        except OSError:
+            pass
 
     def destroy(self, timeout=5.0):
         """Kill what is left, stop the unit (and reset it if it failed), then
