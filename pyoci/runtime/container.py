@@ -184,6 +184,9 @@ class Container:
         os.unlink(self.dir.fifo)
         fault.point("start:fifo-removed")
         if hooks.get("poststart"):
+            # the state is final (running); a hook may signal or exec into
+            # this container through the runtime, which takes the lock shared
+            self.dir.share()
             self._hooks_or_destroy("poststart", hooks, S.RUNNING)
 
     def _hooks_or_destroy(self, kind, hooks, status, spawn=None):

@@ -194,6 +194,16 @@ class StateDir:
         finally:
             os.close(fd)
 
+    def share(self):
+        """Turn a held exclusive lock into a shared one: what changes the
+        documents is done, and commands that only act (kill, exec) may go on
+        while the holder waits for something they may be part of (start's
+        poststart hooks). A delete still waits for the holder."""
+        if self.lock_fd >= 0:
+            import fcntl
+
+            fcntl.flock(self.lock_fd, fcntl.LOCK_SH)
+
     def unlock(self):
         if self.lock_fd >= 0:
             os.close(self.lock_fd)

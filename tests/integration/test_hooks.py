@@ -249,6 +249,27 @@ def test_poststart_failure_fails_start_and_destroys(runtime, make_bundle, tmp_pa
     assert runtime.ids() == []
 
 
+def test_poststart_hook_may_call_the_runtime_on_its_container(runtime, make_bundle, tmp_path):
+    """A poststart hook that signals or execs into its own container (as
+    tools that set a container up once it runs do) is not locked out by the
+    start that runs it: start holds the container's lock shared while its
+    poststart hooks run, so kill and exec go ahead; with the lock held
+    exclusive the hook would wait forever (or until its timeout)."""
+    out = tmp_path / "hook.out"
+    call = ("{p} --root {r} kill h10 0 && {p} --root {r} exec h10 echo from-exec > {o}"
+            ).format(p=PYOCI, r=runtime.root, o=out)
+
+    def changes(c):
+        c["hooks"] = {"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", call], "timeout": 20}]}
+    b = make_bundle(["sleep", "100"], changes)
+    runtime.cmd("create", "-b", b, "h10", check=True)
+    p = runtime.cmd("start", "h10", timeout=40)
+    assert p.returncode == 0, p.stderr
+    assert out.read_text() == "from-exec\n"
+    assert runtime.state("h10")["status"] == "running"
+    runtime.cmd("delete", "--force", "h10", check=True)
+
+
 def test_poststop_failure_only_warns(runtime, make_bundle, tmp_path):
     log = tmp_path / "hooks.log"
 
