@@ -49,8 +49,20 @@ def _floatstr(f):
     return float.__repr__(f)
 
 
+def _unserializable(o):
+    raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
+
+
+# _json's C encoder, as json.dumps(separators=(",", ":"), ensure_ascii=False)
+# uses it: ~10x faster than _emit below (create writes its state documents
+# and messages with it). It has no indentation; _emit does that.
+_compact = _json.make_encoder(None, _unserializable, _json.encode_basestring, None, ":", ",", False, False, True)
+
+
 def dumps(obj, indent=None):
     """Compact (runc's `list`) or indented (runc's `state`) JSON."""
+    if indent is None:
+        return "".join(_compact(obj, 0))
     out = []
     _emit(obj, out, indent, 0)
     return "".join(out)
