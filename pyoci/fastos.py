@@ -9,9 +9,10 @@ say `from pyoci import fastos as os` and read as before:
 
 - every `posix` function and constant, under its `os` name (looked up
   when first used: copying all of them costs more than the few used);
-- `path`: join, dirname, basename, exists, isfile, isdir, abspath, normpath
-  (posixpath's behaviour for str paths);
-- anything else (`environ`, `makedirs`, `fsencode`, `path.realpath`, ...)
+- fsencode, fsdecode, getenv, makedirs; `path`: join, split, dirname, basename,
+  exists, isfile, isdir, isabs, abspath, normpath, realpath (posixpath's
+  behaviour for str paths);
+- anything else (`environ`, `walk`, `fdopen`, `path.commonpath`, ...)
   imports the real `os` when first asked for, so nothing is missing, it
   only costs what it did before. (posix's own `environ` has bytes keys: it
   is not exported, so `os.environ` is always the real, str-keyed one.)
@@ -19,6 +20,7 @@ say `from pyoci import fastos as os` and read as before:
 tests/integration/test_launcher.py checks that those commands do not import `os`.
 """
 import posix as _posix
+import sys as _sys
 from posix import _exit, stat as _stat  # noqa: F401
 
 _S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, 0o040000, 0o100000
@@ -38,6 +40,49 @@ def __getattr__(name):
     import os
 
     return getattr(os, name)
+
+
+def fsencode(filename):
+    """os.fsencode: str to bytes in the file system encoding."""
+    filename = _posix.fspath(filename)
+    if isinstance(filename, str):
+        return filename.encode(_sys.getfilesystemencoding(), _sys.getfilesystemencodeerrors())
+    return filename
+
+
+def fsdecode(filename):
+    filename = _posix.fspath(filename)
+    if isinstance(filename, bytes):
+        return filename.decode(_sys.getfilesystemencoding(), _sys.getfilesystemencodeerrors())
+    return filename
+
+
+def getenv(key, default=None):
+    """An environment variable as the process started with it (pyoci never
+    changes its own environment), without building os.environ."""
+    value = _posix.environ.get(fsencode(key))
+    return default if value is None else fsdecode(value)
+
+
+def makedirs(name, mode=0o777, exist_ok=False):
+    """os.makedirs: name and its missing parents."""
+    try:
+        _posix.mkdir(name, mode)
+        return
+    except FileExistsError:
+        if exist_ok and path.isdir(name):
+            return
+        raise
+    except FileNotFoundError:
+        parent = path.dirname(name.rstrip("/"))
+        if not parent or parent == name:
+            raise
+    makedirs(parent, mode, exist_ok=True)
+    try:
+        _posix.mkdir(name, mode)
+    except FileExistsError:
+        if not (exist_ok and path.isdir(name)):
+            raise
 
 
 class _Path:
@@ -103,6 +148,49 @@ class _Path:
                 out.pop()
         p = "/" * initial + "/".join(out)
         return p or "."
+
+    @staticmethod
+    def isabs(p):
+        return p.startswith("/")
+
+    @classmethod
+    def split(cls, p):
+        i = p.rfind("/") + 1
+        return cls.dirname(p), p[i:]
+
+    @classmethod
+    def realpath(cls, p):
+        """posixpath.realpath (non-strict): symbolic links resolved, as far
+        as the path exists; after 40 links (a loop) the rest is kept as
+        written."""
+        if not p.startswith("/"):
+            p = _posix.getcwd() + "/" + p
+        todo = [c for c in reversed(p.split("/")) if c]
+        done = ""          # the resolved part, "" for /
+        links = 0
+        while todo:
+            c = todo.pop()
+            if c == ".":
+                continue
+            if c == "..":
+                done = done.rpartition("/")[0]
+                continue
+            nxt = done + "/" + c
+            try:
+                link = _posix.lstat(nxt).st_mode & _S_IFMT == 0o120000
+            except OSError:
+                link = False
+            if not link:
+                done = nxt
+                continue
+            links += 1
+            if links > 40:
+                return cls.normpath("/".join([nxt] + todo[::-1]))
+            target = _posix.readlink(nxt)
+            if target.startswith("/"):
+                done = ""
+            todo.extend(c for c in reversed(target.split("/")) if c)
+        return done or "/"
 
     @classmethod
     def abspath(cls, p):

@@ -1,6 +1,6 @@
 """Small file helpers every layer may use (the bottom layer, with errors
 and jsonio)."""
-import os
+from pyoci import fastos as os
 
 
 def write_atomic(path, data, mode=0o644):

@@ -1,6 +1,6 @@
 """Reading a bundle's config.json."""
-import os
 
+from pyoci import fastos as os
 from pyoci import jsonio as json
 from pyoci.errors import PyociError
 

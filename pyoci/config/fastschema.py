@@ -11,8 +11,8 @@ Draft-4 rules kept: an integer is an int but not a bool (1.0 is not an
 integer); pattern is re.search on strings only; minimum/maximum test numbers
 only, required/properties objects only, items/minItems arrays only.
 """
-import os
 
+from pyoci import fastos as os
 from pyoci.jsonio import loads as _loads
 
 _prog = None

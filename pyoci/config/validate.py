@@ -76,9 +76,9 @@ def _l(x):
 
 def _clean(path):
     """Lexical cleaning, as Go's filepath.Clean (no file system access)."""
-    import posixpath
+    from pyoci import fastos
 
-    return posixpath.normpath(path) if path else path
+    return fastos.path.normpath(path) if path else path
 
 
 class _Checks:
@@ -120,7 +120,7 @@ class _Checks:
         if not path:
             self.err("root.path", "must not be empty")
             return
-        import os
+        from pyoci import fastos as os
 
         if not path.startswith("/"):
             cleaned = _clean(path)

@@ -1,7 +1,7 @@
 """Device nodes in the container's /dev and the /dev symlinks."""
-import os
 import stat
 
+from pyoci import fastos as os
 from pyoci.errors import PyociError
 from pyoci.linux import paths
 

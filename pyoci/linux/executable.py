@@ -10,8 +10,8 @@ mount namespace, so /proc/PID/exe is a file on a read-only mount and nobody
 can mount over or write to it. Kernels without the new mount API get a
 sealed memfd copy instead (what runc >= 1.2 does).
 """
-import os
 
+from pyoci import fastos as os
 from pyoci.linux import sys as s
 
 INIT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_libexec", "pyoci-init")

@@ -31,8 +31,8 @@ not applied, said at debug level, and the container starts; an SELinux
 context the loaded policy does not know is an error at create.
 """
 import errno
-import os
 
+from pyoci import fastos as os
 from pyoci.errors import ConfigError, PyociError
 
 PROC_SUPER_MAGIC = 0x9FA0

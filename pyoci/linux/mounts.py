@@ -4,8 +4,8 @@ attributes (mount_setattr), idmapped mounts and filesystem data.
 Every option runc accepts is understood here; what is none of them is
 filesystem data handed to the kernel, which says whether it likes it.
 """
-import os
 
+from pyoci import fastos as os
 from pyoci.linux import sys as s
 
 # option -> (clear the flag?, flag)

@@ -1,6 +1,6 @@
 """Namespaces: which to create, which to join by path, and in what order."""
-import os
 
+from pyoci import fastos as os
 from pyoci.errors import ConfigError, PyociError
 from pyoci.linux import sys as lsys
 

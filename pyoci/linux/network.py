@@ -4,8 +4,9 @@ Bringing `lo` up needs two ioctls on any socket; pyroute2 (265 ms to import
 here) stays off this path and is for network devices only.
 """
 import fcntl
-import os
 import struct
+
+from pyoci import fastos as os
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914

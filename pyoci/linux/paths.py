@@ -7,9 +7,9 @@ class of runc CVEs). Missing components are created one at a time with
 mkdirat() relative to an fd of their verified parent.
 """
 import errno
-import os
 import stat
 
+from pyoci import fastos as os
 from pyoci.linux import sys as lsys
 
 RESOLVE = lsys.RESOLVE_IN_ROOT | lsys.RESOLVE_NO_MAGICLINKS

@@ -14,9 +14,9 @@ before pyoci-init drops them.
 the field: create calls them in the parent, before anything is built, so
 bad input leaves nothing behind.
 """
-import os
 import stat
 
+from pyoci import fastos as os
 from pyoci.errors import ConfigError, PyociError
 
 RLIMITS = {

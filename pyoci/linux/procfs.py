@@ -8,8 +8,8 @@ no mount on the way (a file of another procfs, or a regular file, bound over
 it), no symlink but the pid of /proc/self, and the file found is on procfs.
 """
 import errno
-import os
 
+from pyoci import fastos as os
 from pyoci.errors import PyociError
 from pyoci.linux import sys as lsys
 

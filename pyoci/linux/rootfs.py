@@ -7,9 +7,9 @@ resolved inside the rootfs by the kernel (see paths.py), and mounts target
 the resolved fd through /proc/self/fd, never a path a symlink could redirect.
 """
 import errno
-import os
 import stat
 
+from pyoci import fastos as os
 from pyoci.errors import PyociError
 from pyoci.linux import devices, mounts, paths, procfs
 from pyoci.linux import sys as s

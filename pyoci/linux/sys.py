@@ -3,7 +3,7 @@
 Every function raises OSError with the kernel's errno on failure. The shim
 is imported on first use, so commands that never call these pay nothing.
 """
-import os
+from pyoci import fastos as os
 
 # clone/unshare flags
 CLONE_NEWNS = 0x00020000

@@ -7,8 +7,8 @@ caller mapping only its own uid/gid, with setgroups denied first as the
 kernel requires), through the setuid helpers newuidmap/newgidmap (Debian
 `uidmap`, ranges from /etc/subuid and /etc/subgid) otherwise.
 """
-import os
 
+from pyoci import fastos as os
 from pyoci.errors import ConfigError, PyociError
 
 # Linux accepts at most 340 lines in uid_map/gid_map (5 before 4.15).

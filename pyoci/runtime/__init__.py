@@ -49,7 +49,7 @@ class StderrLog:
 
 def default_root():
     if os.geteuid() != 0:
-        xdg = os.environ.get("XDG_RUNTIME_DIR")
+        xdg = os.getenv("XDG_RUNTIME_DIR")
         if xdg:
             return os.path.join(xdg, "pyoci")
     return "/run/pyoci"

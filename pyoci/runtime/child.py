@@ -18,8 +18,8 @@ checks the order where it shows.
 Both children end with os._exit: no Python clean-up of the parent's state
 may run in them.
 """
-import os
 
+from pyoci import fastos as os
 from pyoci.errors import PyociError
 from pyoci.runtime import fault, sync
 

@@ -24,9 +24,9 @@ whenever it made more (the cgroup, C2's pid). On any failure P destroys
 the container from that record, as `delete --force` does after a create
 that was killed: a failed create leaves nothing behind either way.
 """
-import os
 import time
 
+from pyoci import fastos as os
 from pyoci.config import load_bundle
 from pyoci.errors import PyociError
 from pyoci.fileio import write_atomic

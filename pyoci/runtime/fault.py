@@ -12,12 +12,10 @@ Off unless the environment says otherwise (one dict lookup at import):
 The points run in the runtime and in its children (create's C1 and C2,
 exec's C1), which inherit the log's fd: C2 still writes after pivot_root.
 """
-from posix import environ as _environ   # bytes keys; not os (start-up cost, see fastos)
-
 from pyoci import fastos as os
 
-_AT = _environ.get(b"PYOCI_FAULT", b"").decode(errors="surrogateescape") or None
-_LOG = _environ.get(b"PYOCI_FAULT_LOG", b"").decode(errors="surrogateescape") or None
+_AT = os.getenv("PYOCI_FAULT")
+_LOG = os.getenv("PYOCI_FAULT_LOG")
 _fd = -1
 if _AT:
     import time   # now: a child may reach its point after pivot_root

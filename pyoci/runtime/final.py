@@ -9,8 +9,8 @@ Whatever the caller adds (exec fifo, LSM label fd) goes on the returned
 Plan; the caller closes the fds and executes pyoci-init.
 """
 import fcntl
-import os
 
+from pyoci import fastos as os
 from pyoci.errors import PyociError
 from pyoci.linux import capabilities, lsm, process
 from pyoci.runtime.plan import Plan

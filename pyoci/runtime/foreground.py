@@ -11,8 +11,8 @@ that do not stay (create, run --detach, start, delete...), guard() turns
 SIGTERM, SIGINT and SIGHUP into an Interrupted exception instead: the
 operation's own clean-up runs and the command exits 128+N.
 """
-import os
 
+from pyoci import fastos as os
 from pyoci.errors import Interrupted
 from pyoci.linux.signals import SIGNALS, SIGWINCH
 

@@ -4,8 +4,9 @@ Records of a one-byte tag, a native-endian uint32 length and the payload,
 written to a memfd whose number is pyoci-init's only argument. The reader
 is parse() in cffi_build/init.c; the tags are listed there too.
 """
-import os
 import struct
+
+from pyoci import fastos as os
 
 
 class Plan:

@@ -40,7 +40,7 @@ def check_id(cid):
 def ensure_root(root):
     try:
         os.makedirs(root, 0o700, exist_ok=True)
-        xdg = os.environ.get("XDG_RUNTIME_DIR")
+        xdg = os.getenv("XDG_RUNTIME_DIR")
         if xdg and os.path.dirname(root) == xdg.rstrip("/") and not os.stat(root).st_mode & 0o1000:
             # The XDG base directory spec lets a session's runtime directory
             # be cleaned of files unused for 6 hours unless they are sticky.

@@ -22,8 +22,8 @@ report, cffi_build/init.c) writes InitPid and Failed in the same form.
     exec     C1 -> P   Failed, or end-of-file at its exec of pyoci-init
              init -> P InitPid(pid), then Failed or end-of-file at execve
 """
-import os
 
+from pyoci import fastos as os
 from pyoci import jsonio as json
 from pyoci.errors import ProtocolError, PyociError
 

@@ -41,5 +41,33 @@ def test_os_names():
     assert fastos._exit is os._exit
     # the rest comes from the real os (imported then), environ str-keyed
     assert fastos.environ is os.environ
-    assert fastos.makedirs is os.makedirs and fastos.sep == "/"
-    assert fastos.path.realpath is posixpath.realpath
+    assert fastos.walk is os.walk and fastos.sep == "/"
+    assert fastos.path.commonpath is posixpath.commonpath
+
+
+def test_realpath_as_posixpath(tmp_path):
+    d = str(tmp_path)
+    os.makedirs(d + "/a/b")
+    os.symlink("a/b", d + "/l1")
+    os.symlink(d + "/a", d + "/l2")
+    os.symlink("../..", d + "/a/b/up")
+    os.symlink("loop2", d + "/loop1")
+    os.symlink("loop1", d + "/loop2")
+    os.symlink("nowhere/x", d + "/dangling")
+    for p in ("/", d, d + "/l1", d + "/l1/..", d + "/l2/b/up", d + "/l2/b/up/a/../l1/x/y", d + "/dangling",
+              d + "/dangling/z", d + "/nonexistent/..", "relative", ".", d + "/./a//b/", d + "/loop1",
+              d + "/loop1/x"):
+        assert fastos.path.realpath(p) == posixpath.realpath(p), p
+
+
+def test_makedirs_fsencode_getenv(tmp_path, monkeypatch):
+    d = str(tmp_path / "m" / "n" / "o")
+    fastos.makedirs(d, 0o700, exist_ok=True)
+    assert os.path.isdir(d) and os.stat(d).st_mode & 0o777 == 0o700
+    fastos.makedirs(d, exist_ok=True)
+    with pytest.raises(FileExistsError):
+        fastos.makedirs(d)
+    for s in ("plain", "caf\u00e9", "bad\udcff"):
+        assert fastos.fsencode(s) == os.fsencode(s) and fastos.fsdecode(os.fsencode(s)) == s
+    assert fastos.getenv("PATH") == os.environ.get("PATH")
+    assert fastos.getenv("PYOCI_SURELY_UNSET", "x") == "x"

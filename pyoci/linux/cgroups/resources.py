@@ -106,7 +106,7 @@ def _cpuset_check(field, value, parent_file):
     want = parse_cpuset(value, field)
 
     def check(d):
-        import os
+        from pyoci import fastos as os
 
         try:
             with open(os.path.join(os.path.dirname(d), parent_file)) as f:
@@ -194,7 +194,7 @@ def v1_device_line(rule):
 
 # -- hugetlb -----------------------------------------------------------------
 def host_page_sizes():
-    import os
+    from pyoci import fastos as os
 
     out = []
     try:
@@ -485,7 +485,7 @@ def plan_v2(res, warn=None):
                 val = qs
             else:
                 def val(d, p=p):   # keep the current quota
-                    import os
+                    from pyoci import fastos as os
 
                     try:
                         with open(os.path.join(d, "cpu.max")) as fh:
