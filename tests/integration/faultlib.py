@@ -136,12 +136,36 @@ def _start(argv, env, log_path):
     return p
 
 
-def _kill_group(p):
+def _kill_group(p, timeout=10):
+    """SIGKILL the process group and wait until none of it is left but
+    zombies (a killed process takes a moment to exit, more on a loaded
+    machine: the probe must not count a dying C1 or C2 as left behind; one
+    that escaped the group, by a session of its own, is still counted)."""
     try:
         os.killpg(p.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     p.wait()
+    deadline = time.monotonic() + timeout
+    while _group_members(p.pid) and time.monotonic() < deadline:
+        conftest.reap()
+        time.sleep(0.005)
+
+
+def _group_members(pgid):
+    """Pids of the live (not zombie) processes in process group pgid."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+            out.append(int(name))
+    return out
 
 
 def list_points(argv, log_path, env=None):
