@@ -130,7 +130,26 @@ static PyObject *init_bundle(void)
         return NULL;
     for (size_t i = 0; i < n; i++)
         PyTuple_SET_ITEM(eager, (Py_ssize_t)i, PyUnicode_FromString(EAGER[i]));
-    if (PyModule_AddObject(m, "eager", eager) < 0 ||
+    PyObject *groups = PyDict_New();
+    if (!groups)
+        return NULL;
+    for (size_t i = 0; GROUPS[i];) {
+        const char *cmd = GROUPS[i++];
+        size_t first = i;
+        while (GROUPS[i])
+            i++;
+        PyObject *mods = PyTuple_New((Py_ssize_t)(i - first));
+        if (!mods)
+            return NULL;
+        for (size_t j = first; j < i; j++)
+            PyTuple_SET_ITEM(mods, (Py_ssize_t)(j - first), PyUnicode_FromString(GROUPS[j]));
+        if (PyDict_SetItemString(groups, cmd, mods) < 0)
+            return NULL;
+        Py_DECREF(mods);
+        i++;
+    }
+    if (PyModule_AddObject(m, "groups", groups) < 0 ||
+        PyModule_AddObject(m, "eager", eager) < 0 ||
         PyModule_AddObject(m, "site", PyUnicode_DecodeFSDefault(site)) < 0)
         return NULL;
     return m;

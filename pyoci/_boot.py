@@ -8,9 +8,9 @@ launcher runs this module first, from the bundle, when it runs without
 
   - executes the modules that every command needs (the bundle's `eager`
     list, in the order in which a normal import completes them) straight
-    into sys.modules: the import system's own work, ~0.5 M instructions a
-    module here (finders, specs, locks, .pyc checks), is most of what an
-    import costs, more than running the module;
+    into sys.modules, and those the command adds (`groups`: create's and
+    run's): the import system's own work (finders, specs, locks, .pyc
+    checks) is a good part of what an import costs;
   - puts first on sys.meta_path a finder that gives the package's other
     modules from the bundle (no directory scans, no .pyc reads);
   - runs pyoci.cli.main() with the cyclic garbage collector off (a command
@@ -117,9 +117,24 @@ def _finish(code):
     _exit(code & 0xff)
 
 
+def _command():
+    """The command argv names (after the global flags), or None."""
+    from pyoci.cli import GLOBAL_FLAGS
+    from pyoci.cli.args import parse
+
+    try:
+        rest = parse(sys.argv[1:], GLOBAL_FLAGS)[1]
+    except Exception:
+        return None   # main says what is wrong
+    return rest[0] if rest else None
+
+
 gc.disable()
 sys.meta_path.insert(0, BundleLoader)
 _preload(_bundle.eager)
+_group = _bundle.groups.get(_command())
+if _group:
+    _preload(_group)
 
 from pyoci.cli import main  # noqa: E402
 

@@ -1,5 +1,6 @@
-"""The children of `create`: C1 (namespaces) and C2 (the container's init
-until it becomes pyoci-init). See create.py for the whole sequence.
+"""The children of `create`: C1 (namespaces, with a user or time namespace)
+and C2 (the container's init until it becomes pyoci-init). See create.py
+for the whole sequence.
 
 The order inside C2 is the one the kernel needs: initial CPU affinity →
 cgroup namespace (after the cgroup was joined) → mounts → devices →
@@ -84,6 +85,30 @@ def stage1(setup, join_fds, to_child, from_child):
         os._exit(0)
     except BaseException as e:
         _fail(from_child, e)
+
+
+def unshare_and_build(setup, join_fds, to_child, from_child):
+    """C2 forked by the runtime itself into the container's pid namespace
+    (no user or time namespace, create.py): it joins the namespaces given by
+    path and unshares the new ones (all but pid, made by the runtime, and
+    cgroup), as C1 does otherwise, then builds the container."""
+    try:
+        from pyoci.linux import namespaces
+        from pyoci.linux import sys as lsys
+
+        if setup.lock_fd >= 0:
+            os.close(setup.lock_fd)   # the lock is the runtime's alone
+        to_child.close_write()
+        from_child.close_read()
+        setup.log.debug("nsexec container setup: the init joins and unshares the namespaces (pid %d)" % os.getpid())
+        namespaces.join(join_fds)
+        flags = setup.ns.unshare_flags & ~(lsys.CLONE_NEWCGROUP | lsys.CLONE_NEWPID)
+        if flags:
+            lsys.unshare(flags)
+        fault.point("c2:unshared")
+    except BaseException as e:
+        _fail(from_child, e)
+    stage2(setup, to_child, from_child)
 
 
 def _new_userns(to_child, from_child):

@@ -3,11 +3,19 @@
 Processes (P = this command):
 
   P   validates the config, makes the state dir, the exec fifo and the
-      cgroup, and forks C1.
+      cgroup, and forks C2 directly, or C1 with a user or time namespace:
   C1  joins the namespaces given by path and unshares the new ones (all but
-      cgroup), then forks C2 — the first process of the new pid namespace —
-      reports C2's pid to P and exits, so that C2 is re-parented to the
-      caller's nearest subreaper (containerd's shim, conmon).
+      cgroup; the user namespace first, mapped by P), then forks C2 — the
+      first process of the new pid namespace — reports C2's pid to P and
+      exits, so that C2 is re-parented to the caller's nearest subreaper
+      (containerd's shim, conmon).
+      Without a user or time namespace of the container's own, or one to
+      join, P needs no C1: it makes the pid namespace its children go to
+      (unshare(CLONE_NEWPID), or setns to one given by path), forks C2 into
+      it, takes its own back for any later child (hooks), and C2 joins and
+      unshares the other namespaces itself. C2 is then P's child until P
+      exits at the end of create, and re-parented to the subreaper as with
+      C1. One fork and one Python process less: ~1.5 ms of CPU.
   P   puts C2 into its cgroup, then lets it go.
   C2  (runtime/child.py) unshares the cgroup namespace, builds the root
       filesystem, pivots into it, applies hostname, sysctls, rlimits, cwd and
@@ -270,8 +278,12 @@ class Child:
             return
         for _ in range(2000):
             if not alive(self.pid, self.start_time):
-                return
+                break
             time.sleep(0.001)
+        try:
+            os.waitpid(self.pid, os.WNOHANG)   # ours when forked without C1
+        except ChildProcessError:
+            pass
 
 
 def _process_settings(config, log=None):
@@ -336,11 +348,14 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
                            seccomp=seccomp, settings=settings, seccomp_listener=listener,
                            idmap_fds=idmap_fds, idmap_trees=idmap_trees,
                            create_hooks=_has_create_hooks(config), lock_fd=sdir.lock_fd)
+    direct = not ns_plan.has("user") and "time" not in ns_plan.new
     fault.point("create:fork")
-    c1 = os.fork()
-    if c1 == 0:
-        childmod.stage1(setup, join_fds, to_child, from_child)   # never returns
-    c2 = None
+    if direct:
+        c1, c2 = None, _fork_into_pidns(setup, ns_plan, join_fds, to_child, from_child)
+    else:
+        c1, c2 = os.fork(), None
+        if c1 == 0:
+            childmod.stage1(setup, join_fds, to_child, from_child)   # never returns
     try:
         fault.point("create:forked")
         to_child.close_read()
@@ -361,11 +376,12 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
             userns.write_maps(c1, *ns_plan.id_maps)
             to_child.send(sync.Mapped())
             fault.point("create:userns-mapped")
-        msg = from_child.expect(where, sync.InitPid, eof=True)
-        _, status = os.waitpid(c1, 0)
-        if msg is None:
-            raise PyociError("container process failed to start (status %d)" % status)
-        c2 = msg.pid
+        if c2 is None:
+            msg = from_child.expect(where, sync.InitPid, eof=True)
+            _, status = os.waitpid(c1, 0)
+            if msg is None:
+                raise PyociError("container process failed to start (status %d)" % status)
+            c2 = msg.pid
         st = proc_stat(c2)
         child = Child(c2, st[1] if st else 0)
         on_child(child.pid, child.start_time)
@@ -417,6 +433,38 @@ def _spawn(ctx, config, bundle, rootfs, ns_plan, cg, hierarchies, sdir, opts, se
     finally:
         to_child.close()
         from_child.close()
+
+
+def _fork_into_pidns(setup, ns_plan, join_fds, to_child, from_child):
+    """Fork C2 straight into the container's pid namespace (a new one, or
+    the one given by path) and return its pid; the runtime's own children
+    go to its own pid namespace again afterwards."""
+    from pyoci.linux import sys as lsys
+    from pyoci.runtime import child as childmod
+
+    pid_fd = next((fd for t, fd in join_fds if t == "pid"), None)
+    others = [(t, fd) for t, fd in join_fds if t != "pid"]
+    own = None
+    if pid_fd is not None or "pid" in ns_plan.new:
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        try:
+            if pid_fd is not None:
+                lsys.setns(pid_fd, lsys.CLONE_NEWPID)
+            elif own is not None:
+                lsys.unshare(lsys.CLONE_NEWPID)
+        except OSError as e:
+            raise PyociError("%s pid namespace: %s" % ("join" if pid_fd is not None else "unshare", e.strerror))
+        pid = os.fork()
+        if pid == 0:
+            childmod.unshare_and_build(setup, others, to_child, from_child)   # never returns
+        return pid
+    finally:
+        if own is not None:
+            try:
+                lsys.setns(own, lsys.CLONE_NEWPID)
+            finally:
+                os.close(own)
 
 
 def _has_create_hooks(config):
