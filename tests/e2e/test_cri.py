@@ -306,7 +306,8 @@ def test_pod_run_logs_exec_stop_remove(cri):
     assert read("/proc/%d/oom_score_adj" % sandbox) == read("/proc/%d/oom_score_adj" % cri.d.pid)
     # the sandbox is in the cgroup the CRI asked for (cgroup_parent/ID)
     parent = "/%s/cri-%s-web" % (TAG, cri.handler)
-    assert cgroup_of(sandbox)["memory"] == parent + "/" + pod
+    mem = "" if conftest.unified() else "memory"   # cgroup v2: the one hierarchy
+    assert cgroup_of(sandbox)[mem] == parent + "/" + pod
 
     cid = cri.run_container(pod, cfg, "app", ["sh", "-c", TRAP + "echo to-stdout; echo to-stderr >&2; "
                                                                  "sleep 300 & wait"])
@@ -314,7 +315,7 @@ def test_pod_run_logs_exec_stop_remove(cri):
     assert status.state == cri.pb.CONTAINER_RUNNING
     pid = info["pid"]
     assert info["runtimeType"] == "io.containerd.runc.v2"
-    assert cgroup_of(pid)["memory"] == parent + "/" + cid
+    assert cgroup_of(pid)[mem] == parent + "/" + cid
     assert "containerd-shim-runc-v2" in engines.cmdline(engines.ppid(pid))
     # its own pid namespace (pid CONTAINER), the pod's network namespace
     assert status_field(pid, "NSpid")[-1] == "1"
