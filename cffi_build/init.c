@@ -31,6 +31,8 @@
  *      runtime connected to listenerPath (see pyoci/linux/seccomp.py),
  *      with, for exec, the host pid of the forked process filled in;
  *  10. execve of the resolved program.
+ * First of all, every ignored signal (CPython ignores SIGPIPE and SIGXFSZ)
+ * gets its default action back (see default_signals).
  *
  * Usage: pyoci-init PLAN_FD. PLAN_FD holds records: a one-byte tag, a
  * native-endian uint32 length, then that many bytes (see pyoci/runtime/plan.py,
@@ -49,6 +51,7 @@
 #include <linux/filter.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -524,12 +527,32 @@ static void clear_inheritable(void)
         die("clear ambient capabilities", errno);
 }
 
+/* An exec keeps ignored signals ignored: without this, every container
+ * process would start with SIGPIPE and SIGXFSZ ignored, as CPython sets
+ * them (a program writing into a closed pipe would get EPIPE instead of
+ * dying), and with whatever the runtime's caller ignored. runc's container
+ * processes start with no signal ignored (runc handles every signal while
+ * it starts them, so its exec resets them all): the same here. */
+static void default_signals(void)
+{
+    struct sigaction sa;
+    for (int s = 1; s < NSIG; s++) {
+        if (s == SIGKILL || s == SIGSTOP)
+            continue;
+        if (sigaction(s, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN) {
+            sa.sa_handler = SIG_DFL;
+            sigaction(s, &sa, NULL);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct plan p;
     size_t len;
     if (argc < 2)
         die("usage: pyoci-init PLAN_FD", EINVAL);
+    default_signals();
     int plan_fd = atoi(argv[1]);
     unsigned char *buf = (unsigned char *)read_all(plan_fd, &len);
     close(plan_fd);

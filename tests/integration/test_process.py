@@ -186,3 +186,43 @@ def test_oom_score_adj_inside_and_outside(runtime, make_bundle):
 ])
 def test_bad_process_settings(runtime, make_bundle, field, changes):
     fails(runtime, make_bundle, changes, field)
+
+
+
+def _ignoring(*sigs):
+    import signal
+
+    def pre():
+        for s in sigs:
+            signal.signal(s, signal.SIG_IGN)
+    return pre
+
+
+@pytest.mark.parametrize("how", ["run", "exec"])
+def test_signals_the_runtime_ignores_are_default_in_the_container(runtime, make_bundle, how):
+    """CPython ignores SIGPIPE and SIGXFSZ, and an exec keeps ignored signals
+    ignored: the container's process gets their default action back, as
+    with runc (it handles every signal while it starts the process), so a
+    writer into a closed pipe dies of SIGPIPE (128 + 13) instead of seeing
+    EPIPE; so do the signals the runtime's caller ignored (runc gives none
+    of them to the container either). The process is grep itself: busybox
+    sh ignores SIGQUIT of its own."""
+    import signal
+
+    def go(args, preexec_fn=None):
+        if how == "run":
+            p = runtime.cmd("run", "-b", make_bundle(args), "sig1", preexec_fn=preexec_fn)
+        else:
+            runtime.cmd("run", "-d", "-b", make_bundle(["sleep", "1000"]), "sig1", check=True)
+            p = runtime.cmd("exec", "sig1", *args, preexec_fn=preexec_fn)
+            runtime.cmd("delete", "--force", "sig1", check=True)
+        assert p.returncode == 0, p.stderr
+        return p
+
+    ignored = ["grep", "^SigIgn", "/proc/self/status"]
+    out = go(ignored).stdout
+    assert int(status(out)["SigIgn"], 16) == 0, out
+    out = go(ignored, _ignoring(signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGPIPE, signal.SIGTSTP)).stdout
+    assert int(status(out)["SigIgn"], 16) == 0, out
+    err = go(["sh", "-c", "(yes; echo \"yes=$?\" >&2) | head -c1 >/dev/null"]).stderr
+    assert err.strip() == "yes=141", err
